@@ -155,7 +155,15 @@ def make_segments(config, env, env_params, learn, optimizer_fn, updates_per_segm
         return state, {**ep, **loss_m}
 
     def segment_fn(state, hp):
-        return jax.lax.scan(lambda s, _: one_update(s, hp), state, None, length=updates_per_segment)
+        # Updates past config.num_updates (the tail of the last segment when the segment size
+        # does not divide it) leave the state unchanged and are reported with valid = 0.
+        def body(s, _):
+            new, m = one_update(s, hp)
+            valid = s.update < config.num_updates
+            new = jax.tree.map(lambda a, b: jnp.where(valid, a, b), new, s)
+            return new, {**m, "valid": valid.astype(jnp.float32)}
+
+        return jax.lax.scan(body, state, None, length=updates_per_segment)
 
     return init_fn, segment_fn
 
