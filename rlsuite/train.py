@@ -91,7 +91,8 @@ def run_training(
     eval_episodes: int = 16,
     progress: bool = True,
     resume: bool = False,
-) -> dict[str, Any]:
+    max_segments: int | None = None,
+) -> dict[str, Any] | None:
     """Train (or, with ``resume=True``, continue) a run; returns the summary dict.
 
     Args:
@@ -102,6 +103,8 @@ def run_training(
             a multi-seed run equals a single run with seed 3.
         run_dir: where config, metrics, checkpoints and results go (default ``runs/<algo>-<env>-<time>``).
         segments: number of jitted segments (= checkpoints and progress updates).
+        max_segments: stop after this many segments in this invocation (a time-boxed job);
+            the run continues later with ``resume=True``.  Returns ``None`` when stopped early.
     """
     from rlsuite.envs import make
 
@@ -165,7 +168,8 @@ def run_training(
     bar = Progress(total_steps, f"{algo} {env_id} x{len(seeds)} seeds", min(done_segments * ups, num_updates) * steps_per_update, progress)
     t_start = time.perf_counter()
     try:
-        for seg in range(done_segments, n_segments):
+        last = n_segments if max_segments is None else min(n_segments, done_segments + int(max_segments))
+        for seg in range(done_segments, last):
             new_state, m = seg_v(state, hp)
             m = jax.tree.map(np.asarray, m)
             stats = _segment_stats(m)
@@ -188,6 +192,8 @@ def run_training(
     finally:
         bar.close()
     wall = time.perf_counter() - t_start
+    if last < n_segments:
+        return None
 
     eval_v = jax.jit(jax.vmap(lambda s, k: mod.evaluate(config, env, env_params, s, k, eval_episodes)))
     eval_ret = np.asarray(eval_v(state, jax.random.split(jax.random.PRNGKey(12345), len(seeds))))

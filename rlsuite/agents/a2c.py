@@ -84,6 +84,7 @@ def validate(config: A2CConfig) -> None:
             f"total_timesteps={config.total_timesteps} is less than one rollout "
             f"(num_envs * num_steps = {config.num_envs * config.num_steps})"
         )
+    ac.check_network(config)
     if config.optimizer not in ("rmsprop", "adam"):
         raise ValueError(f"A2CConfig.optimizer must be 'rmsprop' or 'adam', got {config.optimizer!r}")
 
@@ -124,6 +125,7 @@ def make_segments(config: A2CConfig, env, env_params, updates_per_segment: int):
 
 def make_train(config: A2CConfig, env, env_params):
     """``train(key, hparams) -> (ACState, metrics)``; see :func:`rlsuite.agents.ppo.make_train`."""
+    validate(config)
     init_fn, segment_fn = make_segments(config, env, env_params, config.num_updates)
 
     def train(key, hp: A2CHParams):

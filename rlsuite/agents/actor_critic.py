@@ -53,6 +53,16 @@ def check_positive(config, *names: str) -> None:
             raise ValueError(f"{type(config).__name__}.{n} must be positive, got {v!r}")
 
 
+def check_network(config) -> None:
+    """Validate the network fields shared by the actor-critic configs."""
+    if not config.hidden or any(int(h) <= 0 for h in config.hidden):
+        raise ValueError(f"{type(config).__name__}.hidden sizes must be positive, got {tuple(config.hidden)}")
+    if config.activation not in nets.ACTIVATIONS:
+        raise ValueError(
+            f"{type(config).__name__}.activation {config.activation!r} is unknown; choose one of {sorted(nets.ACTIVATIONS)}"
+        )
+
+
 def prepare_env(env, env_params):
     """Validate the action space and clip continuous actions into their bounds."""
     discrete, action_dim = nets.action_info(env.action_space(env_params))

@@ -129,8 +129,7 @@ def validate(config: PPOConfig) -> None:
             f"total_timesteps={config.total_timesteps} is less than one rollout "
             f"(num_envs * num_steps = {batch})"
         )
-    if any(h <= 0 for h in config.hidden):
-        raise ValueError(f"hidden sizes must be positive, got {tuple(config.hidden)}")
+    ac.check_network(config)
 
 
 # ----------------------------------------------------------------------------- loss
@@ -209,6 +208,7 @@ def make_train(config: PPOConfig, env, env_params):
     ``metrics`` leaves are ``[num_updates]``: ``return_sum``/``episodes`` (finished episodes in
     that update), ``actor_loss``, ``value_loss``, ``entropy``.
     """
+    validate(config)
     init_fn, segment_fn = make_segments(config, env, env_params, config.num_updates)
 
     def train(key, hp: PPOHParams):

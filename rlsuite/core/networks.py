@@ -65,9 +65,12 @@ def obs_dim(space) -> int:
 # ----------------------------------------------------------------------------- networks
 
 
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu}
+
+
 def _act(name: str):
     try:
-        return {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu}[name]
+        return ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; choose tanh, relu, gelu or elu") from None
 

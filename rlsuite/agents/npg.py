@@ -1,0 +1,196 @@
+"""N-PG-IGT, HARPG and N-HARPG (Fatkhullin, Barakat, Kireeva, He, ICML 2023).
+
+Paper: "Stochastic Policy Gradient Methods: Improved Sample Complexity for Fisher-non-degenerate
+Policies", ICML 2023 (arXiv 2302.01734); spec sheet ``shared/papers/pg_estimators.md`` §3.2-3.5.
+All methods consume fixed-horizon episodes from the shared engine (``rollout_episodes``); the
+policy, GPOMDP coefficients, estimators and evaluation loop are in
+:mod:`rlsuite.agents.pg_common`.
+
+N-PG-IGT (normalised PG with implicit gradient transport), ``method='igt'``::
+
+    t = 0 : d_0 = g(theta_0);  theta_1 = theta_0 + gamma_0 d_0 / ||d_0||
+    t >= 1: theta~_t = theta_t + ((1 - eta_t) / eta_t) (theta_t - theta_{t-1})   # sample here
+            d_t = (1 - eta_t) d_{t-1} + eta_t g(theta~_t)
+            theta_{t+1} = theta_t + gamma_t d_t / ||d_t||
+    gamma_t = gamma0 2/(t+2),  eta_t = eta0 (2/(t+2))^(4/5)
+
+HARPG / N-HARPG (Hessian-aided recursive momentum), ``method='harpg'`` / ``'nharpg'``::
+
+    t >= 1: Delta_t = theta_t - theta_{t-1};  u ~ U[0,1];  q_t = u theta_t + (1-u) theta_{t-1}
+            batch A at theta_t (N episodes), batch B at q_t (N_B episodes), independent
+            v_t = mean_{tau in B} B(tau, q_t) Delta_t                       # per trajectory, HVP
+            d_t = (1 - eta_t)(d_{t-1} + v_t) + eta_t g_A(theta_t)
+            N-HARPG: theta_{t+1} = theta_t + gamma_t d_t / ||d_t||      HARPG: theta_t + gamma_t d_t
+    eta_t = eta0 2/(t+2);  gamma_t = gamma0 2/(t+2) (N-HARPG), gamma0 (2/(t+2))^(1/2) (HARPG)
+
+Choices and deviations (sheet §5 pitfalls are all followed):
+- IGT extrapolates with ``eta_t`` (paper); ``igt_eta_lag=True`` uses ``eta_{t-1}`` for the
+  extrapolation as the reference code does.
+- The HVP is the sheet's per-trajectory score-function estimator (§3.4), computed with
+  ``jax.jvp`` over ``jax.grad``; ``hvp_impl='fused'`` (default) evaluates
+  ``mean_i g_i <score_i, Delta>`` as one gradient of ``mean_i s_i Phi_i`` (same value, O(P)
+  memory); ``'vmap'`` is the literal ``vmap(hvp_one)`` recipe.  Not the reference code's
+  batch-mean product (pitfall §5.1).
+- Batches are counted in episodes: ``batch_episodes`` for the gradient, ``hessian_episodes`` for
+  batch B (reference runner: 1000 and 32 steps -> 5 and 1 episodes at H = 200).  An iteration of
+  (N-)HARPG samples ``batch_episodes + hessian_episodes`` episodes, IGT ``batch_episodes``.
+- ``eta`` is forced to 1 at ``t = 0`` (so ``d_0`` is the plain gradient whatever ``eta0``).
+- Returns are reported from separate evaluation episodes at ``theta_t``, never at ``theta~_t``
+  or ``q_t`` (pitfall §5.4); ``sample_return`` is the mean return of the gradient batch (for IGT
+  it was sampled at ``theta~_t``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rlsuite.agents import pg_common as pg
+from rlsuite.agents.pg_common import PGHParams
+
+METHODS = ("igt", "harpg", "nharpg")
+
+# --------------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass(frozen=True)
+class NPGConfig(pg.PGCommonConfig):
+    """N-PG-IGT / (N)-HARPG; shared fields documented in :class:`pg_common.PGCommonConfig`."""
+
+    method: str = "nharpg"
+    """'igt' (N-PG-IGT), 'harpg' (HARPG, unnormalised) or 'nharpg' (N-HARPG)."""
+    hessian_episodes: int = 1
+    """N_B: episodes of batch B for the HVP correction ((N-)HARPG only; paper: one trajectory)."""
+    igt_eta_lag: bool = False
+    """IGT only: extrapolate with eta_{t-1} (reference code) instead of eta_t (paper)."""
+    hvp_impl: str = "fused"
+    """(N-)HARPG only: 'fused' (O(P) memory) or 'vmap' (the sheet's literal per-trajectory vmap)."""
+
+
+def default_hparams(config: NPGConfig) -> PGHParams:
+    """The reference code's schedules for ``config.method`` (sheet §3.2, §3.3), gamma0 = 0.1."""
+    powers = {"igt": (1.0, 0.8), "nharpg": (1.0, 1.0), "harpg": (0.5, 1.0)}
+    gp, ep = powers[_check_method(config.method)]
+    return PGHParams(gamma0=0.1, gamma_power=gp, eta0=1.0, eta_power=ep, discount=0.99)
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+@struct.dataclass
+class NPGState:
+    params: pg.Params  # theta_t
+    prev_params: pg.Params  # theta_{t-1} (theta_0 at t = 0)
+    direction: pg.Params  # d_{t-1}
+    baseline: jax.Array  # linear-baseline weights [F]
+    key: jax.Array
+    t: jax.Array
+
+
+# --------------------------------------------------------------------------------- update rules
+
+
+def igt_point(theta: pg.Params, theta_prev: pg.Params, eta) -> pg.Params:
+    """Transported point ``theta + ((1 - eta) / eta) (theta - theta_prev)`` (sheet §3.2)."""
+    c = (1.0 - eta) / eta
+    return jax.tree.map(lambda a, b: a + c * (a - b), theta, theta_prev)
+
+
+def igt_momentum(d_prev: pg.Params, g: pg.Params, eta) -> pg.Params:
+    """``(1 - eta) d_prev + eta g``."""
+    return pg.tree_lerp(eta, d_prev, g)
+
+
+def harpg_point(theta: pg.Params, theta_prev: pg.Params, u) -> pg.Params:
+    """``q = u theta + (1 - u) theta_prev`` (sheet §3.3)."""
+    return pg.tree_lerp(u, theta_prev, theta)
+
+
+def harpg_momentum(d_prev: pg.Params, v: pg.Params, g: pg.Params, eta) -> pg.Params:
+    """``(1 - eta)(d_prev + v) + eta g`` (STORM-type recursive momentum)."""
+    return pg.tree_lerp(eta, jax.tree.map(jnp.add, d_prev, v), g)
+
+
+# --------------------------------------------------------------------------------- make_train
+
+
+def make_train(config: NPGConfig, env, env_params):
+    """``train(key, hparams) -> (NPGState, metrics)``; jittable, vmappable over keys and hparams.
+
+    Metrics per iteration: ``sample_return``, ``grad_norm``, ``direction_norm``,
+    ``correction_norm`` ((N-)HARPG: ``||v_t||``), ``trajectories``; ``eval_return`` at
+    ``theta_t`` every ``eval_every`` iterations.
+    """
+    _check_method(config.method)
+    pg.validate_common(config, env, env_params)
+    if isinstance(config.hessian_episodes, bool) or not isinstance(config.hessian_episodes, int) or config.hessian_episodes <= 0:
+        raise ValueError(f"hessian_episodes must be a positive integer, got {config.hessian_episodes!r}")
+    if config.hvp_impl not in ("fused", "vmap"):
+        raise ValueError(f"hvp_impl must be 'fused' or 'vmap', got {config.hvp_impl!r}")
+    policy = pg.make_policy(config, env, env_params)
+    evaluate = pg.make_evaluate(config, env, env_params, policy)
+    n_feat = pg.num_baseline_features(env, env_params)
+    n, n_b = config.batch_episodes, config.hessian_episodes
+    use_baseline = config.baseline == "linear"
+    hvp = pg.batch_hvp if config.hvp_impl == "fused" else pg.batch_hvp_vmap
+    normalize = config.method in ("igt", "nharpg")
+    per_iteration = n if config.method == "igt" else n + n_b
+
+    def grad_at(params, key, baseline, hp):
+        traj = pg.sample(config, env, env_params, policy, params, key, n)
+        coef, new_baseline = pg.gpomdp_coefficients(traj, hp.discount, config.discount_from, use_baseline, baseline)
+        return pg.batch_gradient(policy.log_prob, params, traj, coef), new_baseline, traj.episode_return.mean()
+
+    def igt_iteration(state: NPGState, hp: PGHParams, k_a, eta_t):
+        eta_x = eta_t
+        if config.igt_eta_lag:
+            eta_x = jnp.where(state.t <= 1, 1.0, pg.schedule(hp.eta0, hp.eta_power, state.t - 1))
+        theta_tilde = igt_point(state.params, state.prev_params, eta_x)
+        g, baseline, ret = grad_at(theta_tilde, k_a, state.baseline, hp)
+        return igt_momentum(state.direction, g, eta_t), g, baseline, ret, 0.0
+
+    def harpg_iteration(state: NPGState, hp: PGHParams, k_a, k_b, k_u, eta_t):
+        g, baseline, ret = grad_at(state.params, k_a, state.baseline, hp)
+        delta = jax.tree.map(jnp.subtract, state.params, state.prev_params)
+        q = harpg_point(state.params, state.prev_params, jax.random.uniform(k_u))
+        traj_b = pg.sample(config, env, env_params, policy, q, k_b, n_b)
+        coef_b, _ = pg.gpomdp_coefficients(traj_b, hp.discount, config.discount_from, use_baseline, state.baseline)
+        v = hvp(policy.log_prob, q, delta, traj_b, coef_b)
+        return harpg_momentum(state.direction, v, g, eta_t), g, baseline, ret, optax.global_norm(v)
+
+    def iteration(state: NPGState, hp: PGHParams):
+        key, k_a, k_b, k_u = jax.random.split(state.key, 4)  # k_a: same stream as reinforce.py
+        eta_t = jnp.where(state.t == 0, 1.0, pg.schedule(hp.eta0, hp.eta_power, state.t))
+        gamma_t = pg.schedule(hp.gamma0, hp.gamma_power, state.t)
+        if config.method == "igt":
+            d, g, baseline, ret, v_norm = igt_iteration(state, hp, k_a, eta_t)
+        else:
+            d, g, baseline, ret, v_norm = harpg_iteration(state, hp, k_a, k_b, k_u, eta_t)
+        step = pg.normalized(d) if normalize else d
+        params = pg.tree_axpy(gamma_t, step, state.params)
+        new = NPGState(params, state.params, d, baseline, key, state.t + 1)
+        metrics = {
+            "sample_return": ret,
+            "grad_norm": optax.global_norm(g),
+            "direction_norm": optax.global_norm(d),
+            "correction_norm": jnp.asarray(v_norm, jnp.float32),
+        }
+        return new, metrics
+
+    def train(key: jax.Array, hparams: PGHParams):
+        k_init, k_train, k_eval = jax.random.split(key, 3)
+        params = policy.init(k_init)
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        state = NPGState(params, params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32))
+        return pg.run_with_eval(
+            lambda s: iteration(s, hparams), state, evaluate, lambda s: s.params, config, k_eval, per_iteration
+        )
+
+    return train

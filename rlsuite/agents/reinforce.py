@@ -1,0 +1,106 @@
+"""Vanilla policy gradient (REINFORCE / GPOMDP), the baseline of Fatkhullin et al. (ICML 2023).
+
+Paper: Fatkhullin, Barakat, Kireeva, He, "Stochastic Policy Gradient Methods: Improved Sample
+Complexity for Fisher-non-degenerate Policies", ICML 2023; spec sheet
+``shared/papers/pg_estimators.md`` §3.1.
+
+Algorithm (one batch of ``N`` fixed-horizon episodes per iteration, at ``theta_t``)::
+
+    g_t = (1/N) sum_i sum_t m_t (R_t - b_t) grad log pi(a_t | s_t)     R_t = sum_{h>=t} gamma^h r_h
+    'sgd'   : theta_{t+1} = theta_t + gamma_t g_t                         gamma_t = gamma0 (2/(t+2))^(2/3)
+    'nsgdm' : d_t = (1 - eta_t) d_{t-1} + eta_t g_t;  theta_{t+1} = theta_t + gamma_t d_t / ||d_t||
+
+``normalized=True`` is the reference code's ``nsgdm`` variant (d_0 = g_0); with ``eta = 1`` it is
+normalised PG, to which N-PG-IGT reduces (tests).  Shared pieces (policy, baseline, estimators,
+evaluation loop) are in :mod:`rlsuite.agents.pg_common`.
+
+Deviations from the sheet:
+- batch size in episodes, not steps (``N = ceil(steps / H)``, sheet §4);
+- the linear baseline is fitted on the previous batch (see ``pg_common``); ``baseline='none'``
+  gives the paper's ``b_t = 0``;
+- evaluation uses separate episodes at ``theta_t`` (not counted as samples).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rlsuite.agents import pg_common as pg
+from rlsuite.agents.pg_common import PGHParams
+
+# --------------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass(frozen=True)
+class ReinforceConfig(pg.PGCommonConfig):
+    """Vanilla PG; shared fields documented in :class:`rlsuite.agents.pg_common.PGCommonConfig`."""
+
+    normalized: bool = False
+    """False: plain SGD step (paper's Vanilla-PG); True: normalised momentum ('nsgdm')."""
+
+
+def default_hparams(config: ReinforceConfig) -> PGHParams:
+    """Reference-code schedules: 'sgd' gamma_t = 0.1 (2/(t+2))^(2/3); 'nsgdm' gamma ~ 1/t, eta = 1."""
+    if config.normalized:
+        return PGHParams(gamma0=0.1, gamma_power=1.0, eta0=1.0, eta_power=0.0, discount=0.99)
+    return PGHParams(gamma0=0.1, gamma_power=2.0 / 3.0, eta0=1.0, eta_power=0.0, discount=0.99)
+
+
+@struct.dataclass
+class ReinforceState:
+    params: pg.Params
+    direction: pg.Params  # momentum d_t ('nsgdm'; equals the last gradient for 'sgd')
+    baseline: jax.Array  # linear-baseline weights [F]
+    key: jax.Array
+    t: jax.Array
+
+
+# --------------------------------------------------------------------------------- update
+
+
+def make_train(config: ReinforceConfig, env, env_params):
+    """``train(key, hparams) -> (ReinforceState, metrics)``; jittable, vmappable over keys and hparams.
+
+    Metrics: ``sample_return`` / ``grad_norm`` / ``trajectories`` per iteration, ``eval_return``
+    at ``theta_t`` every ``eval_every`` iterations (see :func:`pg_common.run_with_eval`).
+    """
+    pg.validate_common(config, env, env_params)
+    policy = pg.make_policy(config, env, env_params)
+    evaluate = pg.make_evaluate(config, env, env_params, policy)
+    n_feat = pg.num_baseline_features(env, env_params)
+    n = config.batch_episodes
+
+    def iteration(state: ReinforceState, hp: PGHParams):
+        key, k_a, _, _ = jax.random.split(state.key, 4)  # same key layout as npg.py
+        traj = pg.sample(config, env, env_params, policy, state.params, k_a, n)
+        coef, baseline = pg.gpomdp_coefficients(
+            traj, hp.discount, config.discount_from, config.baseline == "linear", state.baseline
+        )
+        g = pg.batch_gradient(policy.log_prob, state.params, traj, coef)
+        gamma_t = pg.schedule(hp.gamma0, hp.gamma_power, state.t)
+        if config.normalized:
+            eta_t = jnp.where(state.t == 0, 1.0, pg.schedule(hp.eta0, hp.eta_power, state.t))
+            d = pg.tree_lerp(eta_t, state.direction, g)
+            params = pg.tree_axpy(gamma_t, pg.normalized(d), state.params)
+        else:
+            d = g
+            params = pg.tree_axpy(gamma_t, g, state.params)
+        new = ReinforceState(params, d, baseline, key, state.t + 1)
+        metrics = {"sample_return": traj.episode_return.mean(), "grad_norm": optax.global_norm(g)}
+        return new, metrics
+
+    def train(key: jax.Array, hparams: PGHParams):
+        k_init, k_train, k_eval = jax.random.split(key, 3)
+        params = policy.init(k_init)
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        state = ReinforceState(params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32))
+        return pg.run_with_eval(
+            lambda s: iteration(s, hparams), state, evaluate, lambda s: s.params, config, k_eval, n
+        )
+
+    return train
