@@ -33,6 +33,9 @@ class HostEnv:
         self.name = f"gymnasium:{name}"
         self.envs = [gymnasium.make(name, **kwargs) for _ in range(int(num_envs))]
         self.num_envs = int(num_envs)
+        # fail at construction (not at the first rollout) on spaces we cannot express
+        self.observation_space()
+        self.action_space()
 
     @property
     def default_params(self):

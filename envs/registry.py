@@ -121,7 +121,7 @@ def make(env_id: str, **kwargs: Any) -> tuple[Any, Any]:
         _load_own_envs()
         raise ValueError(
             f"env id {env_id!r} must look like 'namespace:name', e.g. 'gymnax:CartPole-v1'. "
-            f"Namespaces: gymnax, brax, gymnasium, {', '.join(sorted({k.split(':')[0] for k in _REGISTRY}))}"
+            f"Namespaces: {', '.join(['gymnax', 'brax', 'gymnasium'] + sorted({k.split(':')[0] for k in _REGISTRY}))}"
         )
     ns, name = env_id.split(":", 1)
     if ns == "gymnax":

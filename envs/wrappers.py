@@ -51,6 +51,10 @@ class BraxToGymnax(environment.Environment):
     reported separately by ``is_truncated`` so that value targets bootstrap on time-outs.
     """
 
+    # The engine resets Brax envs without a batch-level lax.cond: on CPU the conditional around
+    # the Brax state costs more than the reset it skips (see rlsuite.core.rollout).
+    reset_under_cond = False
+
     def __init__(self, name: str, backend: str = DEFAULT_BRAX_BACKEND, episode_length: int = 1000, **kwargs):
         import brax.envs
 
@@ -63,6 +67,7 @@ class BraxToGymnax(environment.Environment):
         self.backend = backend
         self.episode_length = int(episode_length)
         self._env = brax.envs.get_environment(name, backend=backend, **kwargs)
+        self._obs_size = None  # filled on the first observation_space() call
 
     @property
     def name(self) -> str:
@@ -95,7 +100,11 @@ class BraxToGymnax(environment.Environment):
         return spaces.Box(-1.0, 1.0, (self._env.action_size,), jnp.float32)
 
     def observation_space(self, params=None):
-        return spaces.Box(-jnp.inf, jnp.inf, (self._env.observation_size,), jnp.float32)
+        # Brax's `observation_size` runs an eager (un-jitted) reset, ~8 s on CPU; the shape of an
+        # abstract reset (`jax.eval_shape`, no computation) is the same and costs ~0.3 s once.
+        if self._obs_size is None:
+            self._obs_size = int(jax.eval_shape(self._env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
+        return spaces.Box(-jnp.inf, jnp.inf, (self._obs_size,), jnp.float32)
 
 
 class _Wrapper(environment.Environment):
@@ -104,11 +113,25 @@ class _Wrapper(environment.Environment):
         self._env = env
 
     def __getattr__(self, name):
+        # Only called for attributes not found normally.  Never forward `_env` itself or dunder
+        # lookups: copy/pickle probe `__setstate__` etc. on an instance without `_env` yet, which
+        # would otherwise recurse forever.
+        if name == "_env" or name.startswith("__"):
+            raise AttributeError(name)
         return getattr(self._env, name)
 
     @property
     def default_params(self):
         return self._env.default_params
+
+    # gymnax's base class defines these, so __getattr__ would never forward them
+    @property
+    def name(self) -> str:
+        return self._env.name
+
+    @property
+    def num_actions(self) -> int:
+        return self._env.num_actions
 
     def reset_env(self, key, params):
         return self._env.reset_env(key, params)

@@ -20,7 +20,7 @@ from rlsuite.core.normalize import RewardScaler, RunningStats, normalize_obs
 from rlsuite.core.returns import gae
 from rlsuite.core.rollout import init_rollout, rollout
 from rlsuite.core.types import RolloutState
-from rlsuite.envs.wrappers import ClipAction
+from rlsuite.envs.wrappers import ClipAction, FlattenObservation
 
 
 @struct.dataclass
@@ -64,8 +64,11 @@ def check_network(config) -> None:
 
 
 def prepare_env(env, env_params):
-    """Validate the action space and clip continuous actions into their bounds."""
+    """Validate the action space, clip continuous actions into their bounds and flatten
+    image-like observations (MinAtar) for the MLP."""
     discrete, action_dim = nets.action_info(env.action_space(env_params))
+    if len(env.observation_space(env_params).shape) > 1:
+        env = FlattenObservation(env)
     if not discrete:
         env = ClipAction(env)
     return env, discrete, action_dim
@@ -102,6 +105,7 @@ def make_optimizer(hp, lr_schedule: Callable[[jax.Array], jax.Array], kind: str 
 
 
 def init_state(config, env, env_params, net, optimizer, key) -> ACState:
+    """``env`` must be the prepared env (see :func:`make_network`)."""
     k_net, k_env, k_state = jax.random.split(key, 3)
     obs_shape = env.observation_space(env_params).shape
     params = net.init(k_net, jnp.zeros((1,) + tuple(obs_shape), jnp.float32))

@@ -23,8 +23,9 @@ Choices where the sheet is unsure, and deviations (with reasons):
   (sheet default; the trajectory form is ``fisher="trajectory"`` and reproduces the
   Model-2 collapse identity).  For BAC the sheet's table (port of the authors' code) uses the
   *sum* over all steps (``fisher="step_sum"``, BAC default).  ``eps`` is the ``fisher_reg``
-  hyper-parameter (1e-6); every Cholesky also adds a relative jitter ``1e-6 (1 + mean diag)``
-  (float32), so a singular Fisher estimate gives finite output.
+  hyper-parameter (1e-6); every Cholesky also adds a relative jitter ``j (1 + mean diag)``
+  with ``j`` the first of 1e-6, 1e-4, 1e-2 that factorises (float32), so a singular Fisher
+  estimate gives finite output (see :func:`rlsuite.agents.gp.safe_cholesky`).
 - Model 1's posterior variance ``b_0 - b^T C b`` can go slightly negative when ``G`` is an
   estimate (the closed forms of ``b`` assume the true ``G``); it is clamped at 0.
 - BAC critic: the MC-GPTD batch posterior with *every* episode end treated as terminal
@@ -43,7 +44,9 @@ Choices where the sheet is unsure, and deviations (with reasons):
   infinite) optionally clips the update norm for the unstable LQR regime (``|1+lambda|>1``).
 - LQR policy ``a ~ N(lambda x, sigma^2)``, ``theta = (lambda, log sigma)``, initial
   ``theta = (-0.2, log 1.0)``, ``gamma = 0.95`` (sheet: unverified/unspecified).
-- Mountain car: gymnax ``MountainCar-v0`` with the policy restricted to env actions ``{0, 2}``;
+- Mountain car: gymnax ``MountainCar-v0`` with the policy restricted to env actions ``{0, 2}``
+  (the experiments raise the episode cap to 1000: no uniform-policy episode reaches the goal
+  within gymnax's default 200 steps, so every return would be equal);
   the 4x4 RBF grid has centres ``(i + 0.5)/4`` on the ``[0, 1]^2``-normalised state and width
   ``1.3 * 0.25`` (the sheet's grid step 0.25).
 """
@@ -51,7 +54,7 @@ Choices where the sheet is unsure, and deviations (with reasons):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp

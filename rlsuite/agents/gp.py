@@ -32,6 +32,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.custom_batching import custom_vmap
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 JITTER = 1e-6
@@ -43,12 +44,38 @@ def sym(a: jax.Array) -> jax.Array:
     return 0.5 * (a + jnp.swapaxes(a, -1, -2))
 
 
+@custom_vmap
+def _cholesky(a: jax.Array) -> jax.Array:
+    """``jnp.linalg.cholesky`` of one matrix; under ``vmap`` the batch is factorised one matrix
+    at a time (``lax.map``).  jaxlib's batched CPU Cholesky (LAPACK ``potrf`` split over its
+    thread pool) was seen to deadlock on a loaded 2-core machine with batches of a few hundred
+    matrices; the matrices here are small, so the sequential map costs little."""
+    return jnp.linalg.cholesky(a)
+
+
+@_cholesky.def_vmap
+def _cholesky_vmap(axis_size, in_batched, a):
+    (batched,) = in_batched
+    if not batched:
+        return _cholesky(a), False
+    return jax.lax.map(_cholesky, a), True
+
+
 def safe_cholesky(a: jax.Array, jitter: float = JITTER) -> jax.Array:
-    """Lower Cholesky factor of the symmetrised ``a`` plus ``jitter * (1 + mean|diag|) I``."""
+    """Lower Cholesky factor of the symmetrised ``a`` (``[n, n]``) plus ``j * (1 + mean|diag|) I``.
+
+    ``j`` is the first of ``jitter * (1, 1e2, 1e4)`` that gives a finite factor (no
+    data-dependent loop): float32 round-off makes rank-deficient PSD matrices (a Fisher estimate
+    with fewer samples than parameters, the redundant softmax parameterisation) slightly
+    indefinite.
+    """
     a = sym(a)
     n = a.shape[-1]
-    scale = 1.0 + jnp.mean(jnp.abs(jnp.diagonal(a, axis1=-2, axis2=-1)), -1)
-    return jnp.linalg.cholesky(a + (jitter * scale)[..., None, None] * jnp.eye(n, dtype=a.dtype))
+    scale = 1.0 + jnp.mean(jnp.abs(jnp.diagonal(a)))
+    eye = jnp.eye(n, dtype=a.dtype)
+    Ls = [_cholesky(a + (jitter * f * scale) * eye) for f in (1.0, 1e2, 1e4)]
+    ok = [jnp.all(jnp.isfinite(L)) for L in Ls]
+    return jnp.where(ok[0], Ls[0], jnp.where(ok[1], Ls[1], Ls[2]))
 
 
 def solve_psd(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -128,13 +155,13 @@ def ald(
         i, p, valid = inp
         kz = jax.vmap(kernel, in_axes=(None, 0))(p, d.points) * d.used
         kzz = kernel(p, p)
-        l = solve_triangular(d.chol, kz, lower=True)
-        delta = kzz - jnp.dot(l, l)
-        a = solve_triangular(d.chol.T, l, lower=False)
+        lz = solve_triangular(d.chol, kz, lower=True)
+        delta = kzz - jnp.dot(lz, lz)
+        a = solve_triangular(d.chol.T, lz, lower=False)
         add = (valid > 0) & (delta > nu + ALD_FLOOR * jnp.abs(kzz)) & (d.size < m)
         slot = jnp.minimum(d.size, m - 1)
-        onehot = jax.nn.one_hot(slot, m, dtype=l.dtype)
-        row = l * (1.0 - onehot) + onehot * jnp.sqrt(jnp.maximum(delta, 1e-30))
+        onehot = jax.nn.one_hot(slot, m, dtype=lz.dtype)
+        row = lz * (1.0 - onehot) + onehot * jnp.sqrt(jnp.maximum(delta, 1e-30))
         new = Dictionary(
             points=jax.tree.map(lambda P, x: P.at[slot].set(x), d.points, p),
             chol=d.chol.at[slot].set(row),

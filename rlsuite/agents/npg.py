@@ -75,7 +75,7 @@ def default_hparams(config: NPGConfig) -> PGHParams:
     """The reference code's schedules for ``config.method`` (sheet §3.2, §3.3), gamma0 = 0.1."""
     powers = {"igt": (1.0, 0.8), "nharpg": (1.0, 1.0), "harpg": (0.5, 1.0)}
     gp, ep = powers[_check_method(config.method)]
-    return PGHParams(gamma0=0.1, gamma_power=gp, eta0=1.0, eta_power=ep, discount=0.99)
+    return pg.make_hparams(gamma0=0.1, gamma_power=gp, eta0=1.0, eta_power=ep, discount=0.99)
 
 
 def _check_method(method: str) -> str:
@@ -130,8 +130,14 @@ def make_train(config: NPGConfig, env, env_params):
     """
     _check_method(config.method)
     pg.validate_common(config, env, env_params)
-    if isinstance(config.hessian_episodes, bool) or not isinstance(config.hessian_episodes, int) or config.hessian_episodes <= 0:
-        raise ValueError(f"hessian_episodes must be a positive integer, got {config.hessian_episodes!r}")
+    if (
+        isinstance(config.hessian_episodes, bool)
+        or not isinstance(config.hessian_episodes, int)
+        or config.hessian_episodes <= 0
+    ):
+        raise ValueError(
+            f"hessian_episodes must be a positive integer, got {config.hessian_episodes!r}"
+        )
     if config.hvp_impl not in ("fused", "vmap"):
         raise ValueError(f"hvp_impl must be 'fused' or 'vmap', got {config.hvp_impl!r}")
     policy = pg.make_policy(config, env, env_params)
@@ -145,8 +151,14 @@ def make_train(config: NPGConfig, env, env_params):
 
     def grad_at(params, key, baseline, hp):
         traj = pg.sample(config, env, env_params, policy, params, key, n)
-        coef, new_baseline = pg.gpomdp_coefficients(traj, hp.discount, config.discount_from, use_baseline, baseline)
-        return pg.batch_gradient(policy.log_prob, params, traj, coef), new_baseline, traj.episode_return.mean()
+        coef, new_baseline = pg.gpomdp_coefficients(
+            traj, hp.discount, config.discount_from, use_baseline, baseline
+        )
+        return (
+            pg.batch_gradient(policy.log_prob, params, traj, coef),
+            new_baseline,
+            traj.episode_return.mean(),
+        )
 
     def igt_iteration(state: NPGState, hp: PGHParams, k_a, eta_t):
         eta_x = eta_t
@@ -161,7 +173,9 @@ def make_train(config: NPGConfig, env, env_params):
         delta = jax.tree.map(jnp.subtract, state.params, state.prev_params)
         q = harpg_point(state.params, state.prev_params, jax.random.uniform(k_u))
         traj_b = pg.sample(config, env, env_params, policy, q, k_b, n_b)
-        coef_b, _ = pg.gpomdp_coefficients(traj_b, hp.discount, config.discount_from, use_baseline, state.baseline)
+        coef_b, _ = pg.gpomdp_coefficients(
+            traj_b, hp.discount, config.discount_from, use_baseline, state.baseline
+        )
         v = hvp(policy.log_prob, q, delta, traj_b, coef_b)
         return harpg_momentum(state.direction, v, g, eta_t), g, baseline, ret, optax.global_norm(v)
 
@@ -188,9 +202,17 @@ def make_train(config: NPGConfig, env, env_params):
         k_init, k_train, k_eval = jax.random.split(key, 3)
         params = policy.init(k_init)
         zeros = jax.tree.map(jnp.zeros_like, params)
-        state = NPGState(params, params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32))
+        state = NPGState(
+            params, params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32)
+        )
         return pg.run_with_eval(
-            lambda s: iteration(s, hparams), state, evaluate, lambda s: s.params, config, k_eval, per_iteration
+            lambda s: iteration(s, hparams),
+            state,
+            evaluate,
+            lambda s: s.params,
+            config,
+            k_eval,
+            per_iteration,
         )
 
     return train

@@ -486,7 +486,9 @@ def value_gradient(config: ODiceConfig, v_net: TwinV, v_params, vt_params, batch
     """Gradient of the DICE value objective under ``config.gradient_rule``.
 
     One forward pass of V on ``[s; s']`` and one of V-bar; the (up to three) gradients are
-    vector-Jacobian products of that pass.  Returns ``(grads, info)``.
+    vector-Jacobian products of that pass.  Returns ``(grads, info, delta_pi)``: ``info["v_loss"]``
+    is the linear + forward-residual objective (the same quantity for every rule), ``delta_pi[B]``
+    the detached policy residual ``r + g(1-done) Vbar(s') - mean_heads V(s)``.
     """
     b = batch.observations.shape[0]
     x = normalize(batch, jnp.concatenate([batch.observations, batch.next_observations]))

@@ -94,6 +94,12 @@ class PGHParams:
     discount: jax.Array | float = 0.99
 
 
+def make_hparams(gamma0=0.1, gamma_power=1.0, eta0=1.0, eta_power=1.0, discount=0.99) -> PGHParams:
+    """:class:`PGHParams` with float32 array leaves (one jit signature whatever the caller passes)."""
+    f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    return PGHParams(f(gamma0), f(gamma_power), f(eta0), f(eta_power), f(discount))
+
+
 def schedule(x0, power, t) -> jax.Array:
     """``x0 * (2 / (t + 2)) ** power`` (reference-code schedules, sheet §3)."""
     return x0 * (2.0 / (jnp.asarray(t, jnp.float32) + 2.0)) ** power
@@ -119,11 +125,15 @@ def validate_common(config: PGCommonConfig, env, env_params) -> tuple[bool, int]
     if config.discount_from not in ("zero", "t"):
         raise ValueError(f"discount_from must be 'zero' or 't', got {config.discount_from!r}")
     if config.activation not in ("tanh", "relu", "gelu", "elu"):
-        raise ValueError(f"unknown activation {config.activation!r}; choose tanh, relu, gelu or elu")
+        raise ValueError(
+            f"unknown activation {config.activation!r}; choose tanh, relu, gelu or elu"
+        )
     try:
         return networks.action_info(env.action_space(env_params))
     except ValueError as e:
-        raise ValueError(f"policy-gradient agents need a Discrete or 1-D Box action space: {e}") from None
+        raise ValueError(
+            f"policy-gradient agents need a Discrete or 1-D Box action space: {e}"
+        ) from None
 
 
 # --------------------------------------------------------------------------------- policy
@@ -140,10 +150,14 @@ class PGPolicyNet(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        out = networks.MLP(tuple(self.hidden), self.action_dim, self.activation, out_scale=0.01, name="pi")(obs)
+        out = networks.MLP(
+            tuple(self.hidden), self.action_dim, self.activation, out_scale=0.01, name="pi"
+        )(obs)
         if self.discrete:
             return out
-        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,))
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
+        )
         return out, jnp.broadcast_to(log_std, out.shape)
 
 
@@ -162,7 +176,9 @@ class Policy(NamedTuple):
 
 def make_policy(config: PGCommonConfig, env, env_params) -> Policy:
     discrete, action_dim = networks.action_info(env.action_space(env_params))
-    net = PGPolicyNet(action_dim, discrete, tuple(config.hidden), config.activation, config.init_log_std)
+    net = PGPolicyNet(
+        action_dim, discrete, tuple(config.hidden), config.activation, config.init_log_std
+    )
     obs_shape = env.observation_space(env_params).shape
 
     def init(key):
@@ -195,7 +211,9 @@ def num_baseline_features(env, env_params) -> int:
     return 2 * networks.obs_dim(env.observation_space(env_params)) + 4
 
 
-def fit_linear_baseline(obs: jax.Array, returns_t: jax.Array, mask: jax.Array, old_w: jax.Array) -> jax.Array:
+def fit_linear_baseline(
+    obs: jax.Array, returns_t: jax.Array, mask: jax.Array, old_w: jax.Array
+) -> jax.Array:
     """Ridge fit of ``returns_t [H, N]`` on :func:`baseline_features` over the valid steps.
 
     Keeps ``old_w`` if the solve is not finite.
@@ -204,7 +222,9 @@ def fit_linear_baseline(obs: jax.Array, returns_t: jax.Array, mask: jax.Array, o
     y = returns_t * mask
     gram = jnp.einsum("hnf,hng->fg", f, f)
     scale = jnp.maximum(jnp.trace(gram) / gram.shape[0], 1e-8)
-    w = jnp.linalg.solve(gram / scale + 1e-5 * jnp.eye(gram.shape[0]), jnp.einsum("hnf,hn->f", f, y) / scale)
+    w = jnp.linalg.solve(
+        gram / scale + 1e-5 * jnp.eye(gram.shape[0]), jnp.einsum("hnf,hn->f", f, y) / scale
+    )
     return jnp.where(jnp.all(jnp.isfinite(w)), w, old_w)
 
 
@@ -270,7 +290,9 @@ def hvp_one(log_prob, params: Params, delta: Params, obs, action, coef, mask) ->
     return jax.tree.map(lambda a, b: a * score_dot_delta + b, g, hphi_delta)
 
 
-def batch_hvp_vmap(log_prob, params: Params, delta: Params, traj: Trajectory, coef: jax.Array) -> Params:
+def batch_hvp_vmap(
+    log_prob, params: Params, delta: Params, traj: Trajectory, coef: jax.Array
+) -> Params:
     """``vmap(hvp_one)`` over the ``N`` episodes then mean (sheet §3.4 recipe; O(N P) memory)."""
     per = jax.vmap(lambda o, a, c, m: hvp_one(log_prob, params, delta, o, a, c, m), in_axes=1)(
         traj.obs, traj.action, coef, traj.mask
@@ -300,7 +322,9 @@ def normalized(d: Params) -> Params:
 # --------------------------------------------------------------------------------- sampling + loop
 
 
-def sample(config: PGCommonConfig, env, env_params, policy: Policy, params, key, num_episodes: int) -> Trajectory:
+def sample(
+    config: PGCommonConfig, env, env_params, policy: Policy, params, key, num_episodes: int
+) -> Trajectory:
     """``num_episodes`` fixed-horizon episodes at ``params`` from the shared engine."""
     return rollout_episodes(env, env_params, policy.act, params, key, num_episodes, config.horizon)
 
@@ -339,10 +363,14 @@ def run_with_eval(
     return state, metrics
 
 
-def make_evaluate(config: PGCommonConfig, env, env_params, policy: Policy) -> Callable[[Params, jax.Array], jax.Array]:
+def make_evaluate(
+    config: PGCommonConfig, env, env_params, policy: Policy
+) -> Callable[[Params, jax.Array], jax.Array]:
     """Mean undiscounted return of ``eval_episodes`` stochastic-policy episodes at ``params``."""
 
     def evaluate(params, key):
-        return sample(config, env, env_params, policy, params, key, config.eval_episodes).episode_return.mean()
+        return sample(
+            config, env, env_params, policy, params, key, config.eval_episodes
+        ).episode_return.mean()
 
     return evaluate

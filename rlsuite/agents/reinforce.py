@@ -47,8 +47,10 @@ class ReinforceConfig(pg.PGCommonConfig):
 def default_hparams(config: ReinforceConfig) -> PGHParams:
     """Reference-code schedules: 'sgd' gamma_t = 0.1 (2/(t+2))^(2/3); 'nsgdm' gamma ~ 1/t, eta = 1."""
     if config.normalized:
-        return PGHParams(gamma0=0.1, gamma_power=1.0, eta0=1.0, eta_power=0.0, discount=0.99)
-    return PGHParams(gamma0=0.1, gamma_power=2.0 / 3.0, eta0=1.0, eta_power=0.0, discount=0.99)
+        return pg.make_hparams(gamma0=0.1, gamma_power=1.0, eta0=1.0, eta_power=0.0, discount=0.99)
+    return pg.make_hparams(
+        gamma0=0.1, gamma_power=2.0 / 3.0, eta0=1.0, eta_power=0.0, discount=0.99
+    )
 
 
 @struct.dataclass
@@ -98,7 +100,9 @@ def make_train(config: ReinforceConfig, env, env_params):
         k_init, k_train, k_eval = jax.random.split(key, 3)
         params = policy.init(k_init)
         zeros = jax.tree.map(jnp.zeros_like, params)
-        state = ReinforceState(params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32))
+        state = ReinforceState(
+            params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32)
+        )
         return pg.run_with_eval(
             lambda s: iteration(s, hparams), state, evaluate, lambda s: s.params, config, k_eval, n
         )

@@ -76,7 +76,7 @@ def _act(name: str):
 
 
 class MLP(nn.Module):
-    """Orthogonally initialised MLP with a linear output layer of size ``out``."""
+    """Orthogonally initialised MLP with a linear output layer of size ``out``; input ``[..., features]``."""
 
     hidden: Sequence[int]
     out: int
@@ -86,7 +86,6 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = x.reshape(x.shape[: x.ndim - 1] + (-1,)) if x.ndim > 1 else x
         for h in self.hidden:
             x = nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2)), bias_init=nn.initializers.zeros)(x)
             if self.layer_norm:

@@ -38,8 +38,8 @@ import numpy as np
 
 from rlsuite.core import networks as nets
 from rlsuite.core.rollout import init_rollout, rollout
-from rlsuite.data.dataset import Dataset
 from rlsuite.data import references as refs
+from rlsuite.data.dataset import Dataset
 
 KINDS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
@@ -123,6 +123,16 @@ def _numpy_transition(tr):
     return jax.tree.map(np.asarray, tr)
 
 
+def _strong(tree):
+    """Cast every leaf to its own dtype, dropping weak types.
+
+    Brax states come back from ``step`` with weakly typed leaves (``done``, metrics) that were
+    strongly typed after ``reset``; feeding such a carry back into a jitted function recompiles
+    it once (~30-100 s for Brax on CPU).  Canonicalising the returned carry avoids that.
+    """
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype) if isinstance(x, jax.Array) else x, tree)
+
+
 class Collector:
     """A jitted ``rollout`` of ``chunk_steps`` steps for one env / policy, reusable across params
     (compile once per (env, policy, num_envs, chunk_steps))."""
@@ -130,8 +140,13 @@ class Collector:
     def __init__(self, env, env_params, policy, num_envs: int, chunk_steps: int):
         self.env, self.env_params, self.num_envs, self.chunk_steps = env, env_params, int(num_envs), int(chunk_steps)
         self.policy = clip_policy(policy, env, env_params)
-        self._init = jax.jit(lambda k: init_rollout(env, env_params, k, self.num_envs))
-        self._roll = jax.jit(lambda pp, c: rollout(env, env_params, self.policy, pp, c, self.chunk_steps))
+        self._init = jax.jit(lambda k: _strong(init_rollout(env, env_params, k, self.num_envs)))
+
+        def roll(pp, c):
+            c, tr = rollout(env, env_params, self.policy, pp, c, self.chunk_steps)
+            return _strong(c), tr
+
+        self._roll = jax.jit(roll)
 
     def init(self, key):
         return self._init(key)
@@ -161,7 +176,10 @@ def env_metadata(env_id: str, env, env_params, env_kwargs: dict | None = None) -
     if discrete:
         md["num_actions"] = int(dim)
     else:
+        space = env.action_space(env_params)
         md["action_dim"] = int(dim)
+        md["action_low"] = np.broadcast_to(np.asarray(space.low, np.float32), (dim,)).tolist()
+        md["action_high"] = np.broadcast_to(np.asarray(space.high, np.float32), (dim,)).tolist()
     return md
 
 
@@ -180,13 +198,16 @@ def collect(
     size = int(size)
     num_envs = max(1, min(int(num_envs), size))
     steps = math.ceil(size / num_envs)
-    if chunk_steps is None:
-        chunk_steps = min(steps, max(1, 100_000 // num_envs), 1000)
+    if chunk_steps is None:  # equal chunks of at most ~25k transitions (progress granularity)
+        max_chunk = min(max(1, 25_000 // num_envs), 1000)
+        chunk_steps = math.ceil(steps / math.ceil(steps / max_chunk))
     steps = math.ceil(steps / chunk_steps) * chunk_steps
     col = collector or Collector(env, env_params, policy, num_envs, chunk_steps)
     carry = col.init(key)
     _, chunks = col.run(policy_params, carry, steps, progress, label, total=steps * num_envs)
-    return _stream_to_dataset(chunks, dict(metadata or {}), size)
+    md = env_metadata(getattr(env, "name", type(env).__name__), env, env_params)
+    md.update(metadata or {})
+    return _stream_to_dataset(chunks, md, size)
 
 
 # ----------------------------------------------------------------------------- PPO run
@@ -195,11 +216,13 @@ def collect(
 def default_ppo_config(env, env_params, ppo_steps: int, **overrides):
     """PPO config used for dataset policies.
 
-    Continuous actions: PureJaxRL's ``brax`` preset (obs / reward normalisation, 256x256, lr 3e-4,
-    no entropy bonus) but with CPU-sized batches: 64 envs x 64 steps per update (the preset's
-    2048 envs x 10 steps gives too few updates for a CPU budget of ~1e5-1e6 steps), 16
-    minibatches, 10 epochs (the MuJoCo setting of the PPO paper).  Discrete: the ``cartpole``
-    preset.  ``overrides`` replace any field.
+    Continuous actions: PureJaxRL's ``brax`` preset (obs / reward normalisation, lr 3e-4, no
+    entropy bonus) resized for a CPU budget of ~1e5-1e6 env steps, following the PPO paper's
+    MuJoCo setting (2048 steps per update, 10 epochs, 64x64 tanh networks): 64 envs x 32 steps,
+    8 minibatches of 256, 10 epochs, learning rate annealed.  (The preset's 2048 envs x 10
+    steps gives too few updates on such a budget, and 256x256 networks made the update, not the
+    physics, the bottleneck on 2 CPU cores.)  Discrete: the ``cartpole`` preset with 16 envs.
+    ``overrides`` replace any field.
     """
     from rlsuite.agents import ppo
 
@@ -207,7 +230,7 @@ def default_ppo_config(env, env_params, ppo_steps: int, **overrides):
     if discrete:
         base = dict(num_envs=16, num_steps=128)
         return ppo.PPOConfig.preset("cartpole", total_timesteps=int(ppo_steps), **{**base, **overrides})
-    base = dict(num_envs=64, num_steps=64, num_minibatches=16, update_epochs=10, anneal_lr=True)
+    base = dict(num_envs=64, num_steps=32, num_minibatches=8, update_epochs=10, anneal_lr=True, hidden=(64, 64))
     return ppo.PPOConfig.preset("brax", total_timesteps=int(ppo_steps), **{**base, **overrides})
 
 
@@ -290,7 +313,7 @@ def train_ppo(
     ups = max(1, num_updates // max(1, int(num_segments)))
     n_seg = max(1, num_updates // ups)
     init_fn, segment_fn = ppo.make_segments(config, env, env_params, ups)
-    state = jax.jit(init_fn)(k_init, hp)
+    state = jax.jit(lambda k, h: _strong(init_fn(k, h)))(k_init, hp)
     template = jax.device_get(ppo.policy_params(state))
     if cache_dir is not None:
         cached = _load_run(cache_dir, template, config)
@@ -302,7 +325,7 @@ def train_ppo(
     from rlsuite.core.rollout import rollout_episodes
 
     eval_fn = jax.jit(lambda pp, k: rollout_episodes(env, env_params, policy, pp, k, eval_episodes, horizon).episode_return)
-    seg = jax.jit(segment_fn)
+    seg = jax.jit(lambda st, h: (lambda a, m: (_strong(a), m))(*segment_fn(st, h)))
     steps_per_seg = ups * config.num_envs * config.num_steps
     snaps, evals, steps = [template], [], [0]
     evals.append(float(np.mean(np.asarray(eval_fn(template, jax.random.fold_in(k_eval, 0))))))
@@ -360,7 +383,11 @@ class BuildSpec:
 
 
 class Builder:
-    """Builds the D4RL kinds for one env, sharing the PPO run, references and compiled rollouts."""
+    """Builds the D4RL kinds for one env, sharing the PPO run, references and compiled rollouts.
+
+    A ``random`` dataset records the expert reference only if it is already known (cached in
+    ``cache_dir`` or computed by this builder): call :meth:`expert_reference` first to have it.
+    """
 
     def __init__(self, spec: BuildSpec, progress: Progress = _noop_progress):
         from rlsuite.envs import make
@@ -375,6 +402,8 @@ class Builder:
         self._run: PPORun | None = None
         self._refs: dict | None = None
         self._cache: dict[str, Dataset] = {}
+        self._collectors: dict = {}
+        self._ppo_pol = None
 
     # references ------------------------------------------------------------
     @property
@@ -401,10 +430,8 @@ class Builder:
         tag = f"ppo seed {self.spec.seed} steps {self.spec.ppo_steps}"
         self.random_reference()
         if self._refs.get("expert_policy") != tag or self._refs.get("expert_episodes") != self.spec.ref_episodes:
-            from rlsuite.agents import ppo
-
             self.progress("reference: expert policy", 0, 1)
-            pol = clip_policy(ppo.make_policy(run.config, self.env, self.env_params), self.env, self.env_params)
+            pol = clip_policy(self._ppo_policy(), self.env, self.env_params)
             r = refs.policy_reference(self.env, self.env_params, pol, run.snapshots[-1],
                                       seed=20_000 + self.spec.seed, num_episodes=self.spec.ref_episodes)
             self._refs.update(expert=r["mean"], expert_std=r["std"], expert_episodes=r["episodes"],
@@ -445,9 +472,12 @@ class Builder:
         md["ref_random_return"] = self.random_reference()
         md["ref_random_info"] = f"uniform random actions, {self._refs['random_episodes']} episodes, seed {self._refs['random_seed']}"
         if ds.metadata.get("kind") != "random" or self._run is not None:
-            md["ref_expert_return"] = self.expert_reference()
+            self.expert_reference()
+        if "expert" in self._refs:  # a random dataset takes the expert reference if one is known
+            md["ref_expert_return"] = float(self._refs["expert"])
             md["ref_expert_info"] = (f"stochastic expert policy ({self._refs['expert_policy']}), "
-                                     f"{self._refs['expert_episodes']} episodes, seed {self._refs['expert_seed']}")
+                                     f"{self._refs['expert_episodes']} episodes, seed {self._refs['expert_seed']}, "
+                                     f"checkpoint {self._refs.get('expert_checkpoint')}")
         md["ref_source"] = "rlsuite"
         return ds.replace(metadata=md)
 
@@ -458,11 +488,22 @@ class Builder:
             self._cache[kind] = self._finish(getattr(self, "_" + kind.replace("-", "_"))())
         return self._cache[kind]
 
-    def _collect(self, kind, policy, params, key, **md):
+    def _collector(self, policy_fn, num_envs: int, chunk_steps: int) -> Collector:
+        """One compiled collector per (policy, num_envs, chunk): medium and expert share one."""
+        key = (id(policy_fn), num_envs, chunk_steps)
+        if key not in self._collectors:
+            self._collectors[key] = Collector(self.env, self.env_params, policy_fn, num_envs, chunk_steps)
+        return self._collectors[key]
+
+    def _collect(self, kind, policy_fn, params, key, **md):
         s = self.spec
-        return collect(self.env, self.env_params, policy, params, key, s.size, s.num_envs,
+        num_envs = max(1, min(s.num_envs, s.size))
+        steps = math.ceil(s.size / num_envs)
+        chunk = math.ceil(steps / math.ceil(steps / min(max(1, 25_000 // num_envs), 1000)))
+        return collect(self.env, self.env_params, policy_fn, params, key, s.size, num_envs, chunk_steps=chunk,
                        metadata=self._metadata(kind, size=s.size, num_envs=s.num_envs, **md),
-                       progress=self.progress, label=f"collect {kind}")
+                       progress=self.progress, label=f"collect {kind}",
+                       collector=self._collector(policy_fn, num_envs, chunk))
 
     def _random(self) -> Dataset:
         k_net, k_col = jax.random.split(jax.random.fold_in(self.key, 2))
@@ -477,7 +518,9 @@ class Builder:
     def _ppo_policy(self):
         from rlsuite.agents import ppo
 
-        return ppo.make_policy(self.ppo_run().config, self.env, self.env_params, deterministic=False)
+        if self._ppo_pol is None:
+            self._ppo_pol = ppo.make_policy(self.ppo_run().config, self.env, self.env_params, deterministic=False)
+        return self._ppo_pol
 
     def _ppo_md(self, index: int) -> dict:
         run = self.ppo_run()
@@ -489,7 +532,7 @@ class Builder:
             ppo_steps=self.spec.ppo_steps,
             ppo_env_steps_at_snapshot=run.env_steps[i],
             ppo_config=str(run.config),
-            ppo_eval_curve=[[int(a), float(b)] for a, b in zip(run.env_steps, run.eval_returns)],
+            ppo_eval_curve=[[int(a), float(b)] for a, b in zip(run.env_steps, run.eval_returns, strict=True)],
             ppo_train_seconds=run.train_seconds,
         )
 
@@ -512,7 +555,7 @@ class Builder:
         if m * per_seg > self.spec.size:
             per_seg = max(cfg.num_envs, self.spec.size // m)
         steps_per_env = max(1, per_seg // cfg.num_envs)
-        col = Collector(self.env, self.env_params, self._ppo_policy(), cfg.num_envs, steps_per_env)
+        col = self._collector(self._ppo_policy(), cfg.num_envs, steps_per_env)
         carry = col.init(jax.random.fold_in(self.key, 5))
         chunks = []
         total = m * steps_per_env * cfg.num_envs
@@ -527,7 +570,7 @@ class Builder:
             policy=f"PPO snapshots 0..{m - 1} (one per training segment, up to the medium snapshot {m})",
             policy_checkpoint=f"{self._ckpt(0)} .. {self._ckpt(m - 1)}",
             ppo_steps=self.spec.ppo_steps, ppo_config=str(cfg),
-            ppo_eval_curve=[[int(a), float(b)] for a, b in zip(run.env_steps, run.eval_returns)],
+            ppo_eval_curve=[[int(a), float(b)] for a, b in zip(run.env_steps, run.eval_returns, strict=True)],
             deviation="re-collected with segment snapshots (PPO's rollouts are not exported)",
         )
         return _stream_to_dataset(chunks, md, None)

@@ -166,7 +166,7 @@ class Dataset:
     def episodes(self) -> Iterator["Dataset"]:
         """Iterate over episodes in order."""
         starts, ends = self.episode_boundaries()
-        for s, e in zip(starts, ends):
+        for s, e in zip(starts, ends, strict=True):
             yield self.take(np.arange(s, e))
 
     def episode_returns(self, complete_only: bool = False) -> np.ndarray:
@@ -232,6 +232,11 @@ class Dataset:
         ``metadata["qlearning"] = True``; its episode structure is no longer meaningful.
         """
         tout = np.asarray(self.timeouts) & ~np.asarray(self.terminals)
+        if not drop_timeouts and self.metadata.get("next_observations_reconstructed") and tout.any():
+            raise ValueError(
+                "cannot keep time-out transitions: this dataset has no stored next_observations, so the "
+                "successor of a time-out row is unknown (use drop_timeouts=True)"
+            )
         ds = self.take(np.flatnonzero(~tout)) if drop_timeouts else self.to_numpy()
         return ds.replace(
             timeouts=np.zeros(len(ds), bool),

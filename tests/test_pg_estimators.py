@@ -1,0 +1,438 @@
+"""Tests of the trajectory policy-gradient estimators (REINFORCE, N-PG-IGT, (N)-HARPG).
+
+Fast: HVP vs a dense Hessian, unbiasedness of g, B Delta and the HARPG correction on an
+enumerable tabular MDP, the IGT/HARPG update rules on hand-computed examples, eta = 1 reductions,
+vmap over seeds / hyper-parameters, config errors.  Slow: each method learns CartPole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+from gymnax.environments import environment, spaces
+from jax.flatten_util import ravel_pytree
+from rlsuite.envs import make
+
+from rlsuite.agents import npg, reinforce
+from rlsuite.agents import pg_common as pg
+from rlsuite.core.rollout import rollout_episodes
+
+# ----------------------------------------------------------------------------- a tiny tabular MDP
+
+P1 = jnp.array([[0.2, 0.9], [0.6, 0.3]])  # P(s' = 1 | s, a)
+R = jnp.array([[1.0, 0.0], [-0.5, 2.0]])  # r(s, a)
+RHO1 = 0.3  # P(s_0 = 1)
+H = 3
+
+
+@struct.dataclass
+class TinyState:
+    s: jax.Array
+    time: jax.Array
+
+
+@struct.dataclass
+class TinyParams:
+    max_steps_in_episode: int = H
+
+
+class TinyMDP(environment.Environment):
+    """2 states, 2 actions, stochastic transitions, one-hot observations (gymnax API)."""
+
+    @property
+    def default_params(self):
+        return TinyParams()
+
+    def reset_env(self, key, params):
+        s = jax.random.bernoulli(key, RHO1).astype(jnp.int32)
+        return jax.nn.one_hot(s, 2), TinyState(s, jnp.zeros((), jnp.int32))
+
+    def step_env(self, key, state, action, params):
+        s1 = jax.random.bernoulli(key, P1[state.s, action]).astype(jnp.int32)
+        new = TinyState(s1, state.time + 1)
+        return jax.nn.one_hot(s1, 2), new, R[state.s, action], jnp.asarray(False), {}
+
+    def observation_space(self, params=None):
+        return spaces.Box(0.0, 1.0, (2,), jnp.float32)
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+
+TINY_CFG = reinforce.ReinforceConfig(
+    horizon=H, batch_episodes=4, num_iterations=4, eval_every=2, eval_episodes=2, hidden=()
+)
+DISCOUNT = 0.9
+
+
+def _tiny_policy():
+    env = TinyMDP()
+    policy = pg.make_policy(TINY_CFG, env, env.default_params)
+    params = policy.init(jax.random.PRNGKey(0))
+    flat, unravel = ravel_pytree(params)
+    flat = 0.7 * jax.random.normal(
+        jax.random.PRNGKey(1), flat.shape
+    )  # a non-uniform tabular softmax
+    return env, policy, unravel(flat), unravel
+
+
+_SEQ = np.array(list(itertools.product((0, 1), repeat=2 * H)))  # all 64 (s_0, a_0, ..., s_2, a_2)
+
+
+def exact_J(policy, params) -> jax.Array:
+    """J(theta) = E[sum_t discount^t r_t] by enumerating all 2^6 (state, action) sequences."""
+    s, a = jnp.asarray(_SEQ[:, 0::2]), jnp.asarray(_SEQ[:, 1::2])  # [64, H]
+    logpi = policy.log_prob(params, jax.nn.one_hot(s, 2), a)  # [64, H]
+    p_next = P1[s[:, :-1], a[:, :-1]]
+    p_trans = jnp.where(s[:, 1:] == 1, p_next, 1 - p_next).prod(1)
+    p = jnp.where(s[:, 0] == 1, RHO1, 1 - RHO1) * p_trans * jnp.exp(logpi.sum(1))
+    ret = (R[s, a] * DISCOUNT ** jnp.arange(H)).sum(1)
+    return (p * ret).sum()
+
+
+def _mc_check(samples: np.ndarray, exact: np.ndarray, n_se: float = 4.0):
+    mean = samples.mean(0)
+    se = samples.std(0) / np.sqrt(samples.shape[0]) + 1e-7
+    z = np.abs(mean - exact) / se
+    assert np.all(z < n_se), f"MC mean {mean} vs exact {exact} (z = {z})"
+
+
+# ----------------------------------------------------------------------------- HVP vs dense Hessian
+
+
+@pytest.mark.parametrize("env_id", ["gymnax:CartPole-v1", "gymnax:Pendulum-v1"])
+def test_hvp_equals_dense_hessian(env_id):
+    env, env_params = make(env_id)
+    cfg = reinforce.ReinforceConfig(horizon=6, batch_episodes=3, hidden=(4,))
+    policy = pg.make_policy(cfg, env, env_params)
+    params = policy.init(jax.random.PRNGKey(0))
+    flat, unravel = ravel_pytree(params)
+    params = unravel(flat + 0.3 * jax.random.normal(jax.random.PRNGKey(1), flat.shape))
+    delta = unravel(0.1 * jax.random.normal(jax.random.PRNGKey(2), flat.shape))
+    w = 0.1 * jnp.ones(pg.num_baseline_features(env, env_params))
+
+    @jax.jit
+    def compute():
+        traj = rollout_episodes(env, env_params, policy.act, params, jax.random.PRNGKey(3), 3, 6)
+        coef, _ = pg.gpomdp_coefficients(traj, 0.99, "zero", True, w)
+        flat_p, flat_d = ravel_pytree(params)[0], ravel_pytree(delta)[0]
+        expected, grads = [], []
+        for i in range(
+            3
+        ):  # dense per-trajectory B(tau_i) Delta = Hess(Phi_i) Delta + g_i <score_i, Delta>
+            o, a, c, m = traj.obs[:, i], traj.action[:, i], coef[:, i], traj.mask[:, i]
+            phi = lambda f: (c * policy.log_prob(unravel(f), o, a)).sum()  # noqa: E731
+            logp = lambda f: (m * policy.log_prob(unravel(f), o, a)).sum()  # noqa: E731
+            grads.append(jax.grad(phi)(flat_p))
+            expected.append(
+                jax.hessian(phi)(flat_p) @ flat_d + grads[-1] * (jax.grad(logp)(flat_p) @ flat_d)
+            )
+        fused = ravel_pytree(pg.batch_hvp(policy.log_prob, params, delta, traj, coef))[0]
+        vmapped = ravel_pytree(pg.batch_hvp_vmap(policy.log_prob, params, delta, traj, coef))[0]
+        g = ravel_pytree(pg.batch_gradient(policy.log_prob, params, traj, coef))[0]
+        return jnp.mean(jnp.stack(expected), 0), fused, vmapped, g, jnp.mean(jnp.stack(grads), 0)
+
+    expected, fused, vmapped, g, g_ref = map(np.asarray, compute())
+    scale = np.abs(expected).max()
+    assert scale > 1e-3
+    np.testing.assert_allclose(fused, expected, rtol=1e-4, atol=1e-5 * scale)
+    np.testing.assert_allclose(vmapped, expected, rtol=1e-4, atol=1e-5 * scale)
+    # and the batch gradient is the mean of the per-trajectory gradients
+    np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-6 * np.abs(g_ref).max())
+
+
+# ----------------------------------------------------------------------------- unbiasedness (exact MDP)
+
+
+def _per_trajectory(policy, params, delta, traj, coef):
+    """Per-trajectory g_i and B_i Delta, flattened: ([N, P], [N, P])."""
+
+    def one(o, a, c, m):
+        g = jax.grad(lambda th: (c * policy.log_prob(th, o, a)).sum())(params)
+        return ravel_pytree(g)[0], ravel_pytree(
+            pg.hvp_one(policy.log_prob, params, delta, o, a, c, m)
+        )[0]
+
+    return jax.vmap(one, in_axes=1)(traj.obs, traj.action, coef, traj.mask)
+
+
+@pytest.mark.parametrize("use_baseline", [False, True])
+def test_gradient_and_hessian_estimators_unbiased(use_baseline):
+    env, policy, params, unravel = _tiny_policy()
+    flat = ravel_pytree(params)[0]
+    delta = unravel(jax.random.normal(jax.random.PRNGKey(4), flat.shape))
+    j_flat = lambda f: exact_J(policy, unravel(f))  # noqa: E731
+    grad_exact = np.asarray(jax.grad(j_flat)(flat))
+    hvp_exact = np.asarray(jax.hessian(j_flat)(flat) @ ravel_pytree(delta)[0])
+
+    n = 50_000
+    w = 0.5 * jax.random.normal(
+        jax.random.PRNGKey(5), (pg.num_baseline_features(env, env.default_params),)
+    )
+
+    @jax.jit
+    def run(key):
+        traj = rollout_episodes(env, env.default_params, policy.act, params, key, n, H)
+        coef, _ = pg.gpomdp_coefficients(traj, DISCOUNT, "zero", use_baseline, w)
+        g, b = _per_trajectory(policy, params, delta, traj, coef)
+        fused = ravel_pytree(pg.batch_hvp(policy.log_prob, params, delta, traj, coef))[0]
+        return g, b, fused
+
+    g, b, fused = map(np.asarray, run(jax.random.PRNGKey(6)))
+    _mc_check(g, grad_exact)
+    _mc_check(b, hvp_exact)
+    np.testing.assert_allclose(fused, b.mean(0), rtol=1e-3, atol=1e-3 * np.abs(b).mean())
+
+
+def test_harpg_correction_unbiased():
+    """E_{u, tau ~ q}[B(tau, q) Delta] = grad J(theta_t) - grad J(theta_{t-1}) (sheet §3.3)."""
+    env, policy, theta_prev, unravel = _tiny_policy()
+    f_prev = ravel_pytree(theta_prev)[0]
+    f_now = f_prev + 0.8 * jax.random.normal(jax.random.PRNGKey(7), f_prev.shape)
+    theta, delta = unravel(f_now), unravel(f_now - f_prev)
+    j_grad = jax.grad(lambda f: exact_J(policy, unravel(f)))
+    exact = np.asarray(j_grad(f_now) - j_grad(f_prev))
+
+    @jax.jit
+    def one(key):
+        k_u, k_tau = jax.random.split(key)
+        q = npg.harpg_point(theta, theta_prev, jax.random.uniform(k_u))
+        traj = rollout_episodes(env, env.default_params, policy.act, q, k_tau, 1, H)
+        coef, _ = pg.gpomdp_coefficients(traj, DISCOUNT, "zero", False, jnp.zeros(8))
+        return ravel_pytree(pg.batch_hvp(policy.log_prob, q, delta, traj, coef))[0]
+
+    v = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(8), 50_000)))
+    _mc_check(v, exact)
+
+
+# ----------------------------------------------------------------------------- update rules by hand
+
+
+def test_igt_two_step_hand_example():
+    """Oracle g(theta) = c - theta, c = (3, 4); gamma_0 = 1, gamma_1 = 0.5, eta_1 = 0.5.
+
+    t=0: d_0 = (3, 4), theta_1 = (0.6, 0.8).  t=1: theta~_1 = theta_1 + 1 * (theta_1 - theta_0) =
+    (1.2, 1.6); g = (1.8, 2.4); d_1 = (2.4, 3.2), ||d_1|| = 4; theta_2 = (0.9, 1.2).
+    """
+    c = jnp.array([3.0, 4.0])
+    oracle = lambda th: {"w": c - th["w"]}  # noqa: E731
+    th0 = {"w": jnp.zeros(2)}
+    d0 = npg.igt_momentum({"w": jnp.zeros(2)}, oracle(npg.igt_point(th0, th0, 1.0)), 1.0)
+    th1 = pg.tree_axpy(1.0, pg.normalized(d0), th0)
+    np.testing.assert_allclose(th1["w"], [0.6, 0.8], rtol=1e-6)
+    tilde = npg.igt_point(th1, th0, 0.5)
+    np.testing.assert_allclose(tilde["w"], [1.2, 1.6], rtol=1e-6)
+    d1 = npg.igt_momentum(d0, oracle(tilde), 0.5)
+    np.testing.assert_allclose(d1["w"], [2.4, 3.2], rtol=1e-6)
+    th2 = pg.tree_axpy(0.5, pg.normalized(d1), th1)
+    np.testing.assert_allclose(th2["w"], [0.9, 1.2], rtol=1e-6)
+    # the equivalent form of the extrapolation: (1/eta) theta_t + (1 - 1/eta) theta_{t-1}
+    np.testing.assert_allclose(
+        npg.igt_point(th1, th0, 0.25)["w"], 4 * th1["w"] - 3 * th0["w"], rtol=1e-6
+    )
+    # HARPG pieces: q = u theta + (1 - u) theta_prev; d = (1 - eta)(d + v) + eta g
+    np.testing.assert_allclose(npg.harpg_point(th1, th0, 0.25)["w"], [0.15, 0.2], rtol=1e-6)
+    d = npg.harpg_momentum(
+        {"w": jnp.array([3.0, 4.0])},
+        {"w": jnp.array([1.0, -1.0])},
+        {"w": jnp.array([2.0, 2.0])},
+        0.5,
+    )
+    np.testing.assert_allclose(d["w"], [3.0, 2.5], rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- agents on the tiny MDP
+
+
+def _npg_cfg(method, **kw):
+    base = {k: v for k, v in TINY_CFG.__dict__.items() if k != "normalized"}
+    return npg.NPGConfig(**{**base, "method": method, "hessian_episodes": 2, **kw})
+
+
+_TINY_TRAINS: dict = {}
+
+
+def tiny_train(name: str):
+    """Jitted ``train`` of ``name`` on the tiny MDP, compiled once per test session."""
+    if name not in _TINY_TRAINS:
+        env = TinyMDP()
+        if name in ("sgd", "nsgdm"):
+            cfg = dataclasses.replace(TINY_CFG, normalized=name == "nsgdm")
+            mod = reinforce
+        else:
+            cfg, mod = _npg_cfg(name), npg
+        _TINY_TRAINS[name] = (
+            jax.jit(mod.make_train(cfg, env, env.default_params)),
+            mod.default_hparams(cfg),
+            cfg,
+        )
+    return _TINY_TRAINS[name]
+
+
+def _flat(state):
+    return np.asarray(ravel_pytree(state.params)[0])
+
+
+ETA_ONE = dict(gamma0=0.5, gamma_power=1.0, eta0=1.0, eta_power=0.0, discount=DISCOUNT)
+
+
+def test_eta_one_reductions_normalized():
+    """N-PG-IGT and N-HARPG with eta = 1 are normalised PG (same keys, same batches)."""
+    key = jax.random.PRNGKey(11)
+    hp1 = pg.make_hparams(**ETA_ONE)
+    runs = {k: tiny_train(k)[0](key, hp1) for k in ("nsgdm", "igt", "nharpg")}
+    ref = _flat(runs["nsgdm"][0])
+    assert (
+        np.abs(
+            ref - _flat(tiny_train("nsgdm")[0](key, hp1.replace(gamma0=jnp.float32(0.0)))[0])
+        ).max()
+        > 1e-3
+    )
+    np.testing.assert_allclose(_flat(runs["igt"][0]), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_flat(runs["nharpg"][0]), ref, rtol=1e-5, atol=1e-6)
+    # the t = 0 evaluation is at theta_0 for every method
+    np.testing.assert_allclose(runs["igt"][1]["eval_return"][0], runs["nsgdm"][1]["eval_return"][0])
+    # per-iteration bookkeeping: IGT samples N episodes, N-HARPG N + N_B
+    assert runs["igt"][1]["trajectories"][-1] == 4 * 4
+    assert runs["nharpg"][1]["trajectories"][-1] == 4 * (4 + 2)
+    assert runs["igt"][1]["eval_return"].shape == (3,)
+
+
+@pytest.mark.slow
+def test_eta_one_reduction_harpg_is_plain_pg():
+    """HARPG with eta = 1 is plain (unnormalised) PG with the same step sizes."""
+    key = jax.random.PRNGKey(11)
+    hp1 = pg.make_hparams(**ETA_ONE)
+    np.testing.assert_allclose(
+        _flat(tiny_train("harpg")[0](key, hp1)[0]),
+        _flat(tiny_train("sgd")[0](key, hp1)[0]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_igt_agent_follows_the_box():
+    """Two IGT iterations of the agent equal the sheet's equations replayed with the same keys."""
+    train, hp, cfg = tiny_train("igt")
+    hp = pg.make_hparams(gamma0=0.5, gamma_power=1.0, eta0=1.0, eta_power=0.8, discount=DISCOUNT)
+    env = TinyMDP()
+    policy = pg.make_policy(cfg, env, env.default_params)
+    key = jax.random.PRNGKey(3)
+    k_init, k_train, _ = jax.random.split(key, 3)
+
+    @jax.jit
+    def replay():
+        th0 = policy.init(k_init)
+        w = jnp.zeros(pg.num_baseline_features(env, env.default_params))
+        thetas, d, k = [th0, th0], None, k_train
+        for t in range(cfg.num_iterations):
+            k, k_a, _, _ = jax.random.split(k, 4)
+            eta = 1.0 if t == 0 else hp.eta0 * (2 / (t + 2)) ** hp.eta_power
+            tilde = jax.tree.map(lambda a, b: a + (1 - eta) / eta * (a - b), thetas[-1], thetas[-2])
+            traj = rollout_episodes(
+                env, env.default_params, policy.act, tilde, k_a, cfg.batch_episodes, H
+            )
+            coef, w = pg.gpomdp_coefficients(traj, DISCOUNT, "zero", True, w)
+            g = pg.batch_gradient(policy.log_prob, tilde, traj, coef)
+            d = g if t == 0 else jax.tree.map(lambda x, y: (1 - eta) * x + eta * y, d, g)
+            nrm = jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(d)))
+            thetas.append(
+                jax.tree.map(lambda x, y: x + hp.gamma0 * 2 / (t + 2) * y / nrm, thetas[-1], d)
+            )
+        return thetas[-1]
+
+    state, _ = train(key, hp)
+    np.testing.assert_allclose(
+        _flat(state), np.asarray(ravel_pytree(replay())[0]), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_vmap_over_seeds_and_hparams_equals_separate_runs():
+    train, hp, _ = tiny_train("nharpg")
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    gammas = jnp.array([0.05, 0.2, 0.8], jnp.float32)
+    hps = hp.replace(gamma0=gammas)
+    axes = pg.PGHParams(gamma0=0, gamma_power=None, eta0=None, eta_power=None, discount=None)
+    states, metrics = jax.jit(jax.vmap(train, in_axes=(0, axes)))(keys, hps)
+    for i in range(3):
+        s, m = train(keys[i], hp.replace(gamma0=gammas[i]))
+        np.testing.assert_allclose(
+            np.asarray(ravel_pytree(jax.tree.map(lambda x: x[i], states.params))[0]),
+            _flat(s),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            metrics["eval_return"][i], m["eval_return"], rtol=1e-5, atol=1e-5
+        )
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"batch_episodes": 0}, "batch_episodes"),
+        ({"horizon": -1}, "horizon"),
+        ({"num_iterations": 10, "eval_every": 3}, "multiple of eval_every"),
+        ({"baseline": "critic"}, "baseline"),
+        ({"discount_from": "one"}, "discount_from"),
+        ({"hidden": (32, 0)}, "hidden"),
+        ({"method": "storm"}, "method"),
+        ({"hessian_episodes": 0}, "hessian_episodes"),
+        ({"hvp_impl": "dense"}, "hvp_impl"),
+    ],
+)
+def test_bad_config_raises(kw, match):
+    env = TinyMDP()
+    with pytest.raises(ValueError, match=match):
+        npg.make_train(npg.NPGConfig(**kw), env, env.default_params)
+
+
+def test_wrong_action_space_raises():
+    class MultiAction(TinyMDP):
+        def action_space(self, params=None):
+            return spaces.Box(0.0, 1.0, (2, 2), jnp.float32)
+
+    with pytest.raises(ValueError, match="action space"):
+        reinforce.make_train(reinforce.ReinforceConfig(), MultiAction(), TinyParams())
+
+
+# ----------------------------------------------------------------------------- learning (slow)
+
+# Budget: CartPole-v1 capped at H = 200, 25 episodes (5000 steps) per gradient batch, 100 iterations
+# (2500 gradient trajectories), 3 seeds vmapped; threshold on the mean of the last two evaluations
+# (10 episodes each, at theta_t).  Step sizes from the experiment's grid search.
+LEARN = {
+    "vanilla_pg": (reinforce, {}, 0.01, 150.0),
+    "n_pg_igt": (npg, {"method": "igt"}, 0.3, 150.0),
+    "n_harpg": (npg, {"method": "nharpg", "hessian_episodes": 25}, 0.3, 150.0),
+    "harpg": (npg, {"method": "harpg", "hessian_episodes": 25}, 0.003, 100.0),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(LEARN))
+def test_learns_cartpole(name):
+    mod, extra, gamma0, threshold = LEARN[name]
+    env, env_params = make("gymnax:CartPole-v1")
+    cfg_cls = reinforce.ReinforceConfig if mod is reinforce else npg.NPGConfig
+    cfg = cfg_cls(horizon=200, batch_episodes=25, num_iterations=100, eval_every=10, **extra)
+    train = mod.make_train(cfg, env, env_params)
+    hp = mod.default_hparams(cfg).replace(gamma0=gamma0)
+    _, m = jax.jit(jax.vmap(train, in_axes=(0, None)))(
+        jax.random.split(jax.random.PRNGKey(0), 3), hp
+    )
+    final = float(np.asarray(m["eval_return"])[:, -2:].mean())
+    first = float(np.asarray(m["eval_return"])[:, 0].mean())
+    print(f"{name}: eval return {first:.1f} -> {final:.1f} (threshold {threshold})")
+    assert final > threshold, (
+        f"{name}: final eval return {final:.1f} <= {threshold} (start {first:.1f})"
+    )
