@@ -16,10 +16,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rlsuite.envs import make
 
 from rlsuite.agents import bayes_pg as B
 from rlsuite.core.results import markdown_table, provenance, write_markdown
+from rlsuite.envs import make
 
 THETA = jnp.array([-0.2, 0.0])
 

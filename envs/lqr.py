@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
+
 from rlsuite.envs.registry import register
 
 

@@ -6,13 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rlsuite.envs import make
-from rlsuite.envs.lqr import lqr_exact_fisher, lqr_exact_gradient, lqr_exact_return
 
 from rlsuite.agents import bayes_pg as B
 from rlsuite.agents import gp
 from rlsuite.core.returns import reward_to_go
 from rlsuite.core.rollout import rollout_episodes
+from rlsuite.envs import make
+from rlsuite.envs.lqr import lqr_exact_fisher, lqr_exact_gradient, lqr_exact_return
 
 THETA = jnp.array([-0.2, 0.0])
 GAMMA = 0.95

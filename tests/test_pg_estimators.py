@@ -409,7 +409,9 @@ def test_wrong_action_space_raises():
 
 # Budget: CartPole-v1 capped at H = 200, 25 episodes (5000 steps) per gradient batch, 100 iterations
 # (2500 gradient trajectories), 3 seeds vmapped; threshold on the mean of the last two evaluations
-# (10 episodes each, at theta_t).  Step sizes from the experiment's grid search.
+# (10 episodes each, at theta_t).  (N-)HARPG add a Hessian batch of 25 episodes per iteration
+# (5000 trajectories in all).  Step sizes from the experiment's grid search.  Measured (3 seeds):
+# 23.6 -> 200.0 / 200.0 / 196.6 / 197.6; the four tests take ~30 s together on an idle 2-core CPU.
 LEARN = {
     "vanilla_pg": (reinforce, {}, 0.01, 150.0),
     "n_pg_igt": (npg, {"method": "igt"}, 0.3, 150.0),

@@ -18,11 +18,11 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rlsuite.envs import make
-from rlsuite.envs.lqr import lqr_exact_fisher, lqr_exact_gradient
 
 from rlsuite.agents import bayes_pg as B
 from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
+from rlsuite.envs import make
+from rlsuite.envs.lqr import lqr_exact_fisher, lqr_exact_gradient
 
 OUT = "results/bayesian_pg"
 CHUNK = 100  # repetitions per vmapped call
