@@ -16,10 +16,10 @@ import argparse
 import time
 
 import jax
-from rlsuite.envs import make
 
 from rlsuite.agents import npg, reinforce
 from rlsuite.core.results import markdown_table, provenance, write_markdown
+from rlsuite.envs import make
 
 
 def _variants(n: int):

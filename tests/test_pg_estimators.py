@@ -17,11 +17,11 @@ import pytest
 from flax import struct
 from gymnax.environments import environment, spaces
 from jax.flatten_util import ravel_pytree
-from rlsuite.envs import make
 
 from rlsuite.agents import npg, reinforce
 from rlsuite.agents import pg_common as pg
 from rlsuite.core.rollout import rollout_episodes
+from rlsuite.envs import make
 
 # ----------------------------------------------------------------------------- a tiny tabular MDP
 
