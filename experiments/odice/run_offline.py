@@ -312,7 +312,7 @@ def _plot(curve_rows, names, algos, path):
         return
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
     arr = np.array([(r[0], r[1], r[3], r[5]) for r in curve_rows], dtype=object)
-    for ax, n in zip(axes[0], names):
+    for ax, n in zip(axes[0], names, strict=True):
         for a in algos:
             sel = arr[(arr[:, 0] == n) & (arr[:, 1] == a)]
             if not len(sel):

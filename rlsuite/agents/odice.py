@@ -593,9 +593,9 @@ def make_train(config: ODiceConfig, dataset, env, env_params, expert=None) -> Ca
                 lu = disc_net.apply(p, xin(data, u.observations, u.actions))[0]
                 return optax.sigmoid_binary_cross_entropy(le, 1.0).mean() + optax.sigmoid_binary_cross_entropy(lu, 0.0).mean()
 
-            l, g = jax.value_and_grad(loss)(params)
+            loss_val, g = jax.value_and_grad(loss)(params)
             params, opt = adam_step(params, g, opt, hp.disc_lr)
-            return (params, opt), l
+            return (params, opt), loss_val
 
         (params, _), losses = jax.lax.scan(step, (params, opt), jax.random.split(key, config.disc_steps))
         logits = disc_net.apply(params, xin(data, data.observations, data.actions))[0]
