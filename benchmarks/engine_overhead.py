@@ -33,10 +33,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rlsuite.envs import make
 
 from rlsuite.core import results
 from rlsuite.core.rollout import init_rollout, rollout
+from rlsuite.envs import make
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "results", "benchmarks")
 

@@ -12,11 +12,11 @@ import argparse
 import time
 
 import jax
-from rlsuite.envs import make
-from rlsuite.envs.diffusion import zero_policy
 
 from rlsuite.agents import martingale as mg
 from rlsuite.core.rollout import rollout_episodes
+from rlsuite.envs import make
+from rlsuite.envs.diffusion import zero_policy
 
 
 def timed(fn, *args, repeats: int = 3):

@@ -55,10 +55,10 @@ def shared_hparams(total_timesteps: int) -> dict:
 def ours_worker(seeds: int, hp: dict) -> dict:
     t_start = time.perf_counter()
     import jax
-    from rlsuite.envs import make
 
     from rlsuite.agents import ppo
     from rlsuite.core.rollout import rollout_episodes
+    from rlsuite.envs import make
 
     env, env_params = make("gymnax:CartPole-v1")
     config = ppo.PPOConfig(total_timesteps=hp["total_timesteps"])

@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
+
 from rlsuite.envs.registry import register
 
 SCHEMES = ("exact", "euler")

@@ -10,12 +10,12 @@ import h5py
 import jax
 import numpy as np
 import pytest
-from rlsuite.envs import make
 
 from rlsuite import data
 from rlsuite.core.rollout import init_rollout, rollout
 from rlsuite.data import Dataset
 from rlsuite.data.references import normalized_score
+from rlsuite.envs import make
 
 
 @pytest.fixture(autouse=True)

@@ -11,12 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnax.environments import environment, spaces
-from rlsuite.envs import ClipAction, FlattenObservation, make, register, to_gymnasium
-from rlsuite.envs import registry as registry_mod
-from rlsuite.envs.wrappers import BraxToGymnax
 
 from rlsuite.core import returns
 from rlsuite.core import rollout as R
+from rlsuite.envs import ClipAction, FlattenObservation, make, register, to_gymnasium
+from rlsuite.envs import registry as registry_mod
+from rlsuite.envs.wrappers import BraxToGymnax
 
 # ----------------------------------------------------------------------------- registry vs gymnax
 

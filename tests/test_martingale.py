@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rlsuite.envs import make
-from rlsuite.envs.diffusion import dt_grid_params, with_dt, zero_policy
 
 from rlsuite.agents import martingale as mg
 from rlsuite.core.rollout import rollout_episodes
+from rlsuite.envs import make
+from rlsuite.envs.diffusion import dt_grid_params, with_dt, zero_policy
 
 THETA_OU = np.array([1 / 3, 1 / 3])  # kappa = sigma = beta = 1
 

@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnax.environments.classic_control.cartpole import EnvState as CartPoleState
-from rlsuite.envs import make
 
 from rlsuite.core import rollout as R
+from rlsuite.envs import make
 
 N = 4
 

@@ -27,10 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tyro
-from rlsuite.envs import make
 
 from rlsuite.agents import martingale as mg
 from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
+from rlsuite.envs import make
 
 METHODS = {
     "lstd": dict(method="lstd"),

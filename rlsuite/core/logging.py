@@ -69,7 +69,8 @@ class Progress:
         self.tty = sys.stderr.isatty()
         self._bar = None
         if enabled and self.tty:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RP, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RP
 
             self._bar = RP(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
