@@ -33,11 +33,6 @@ def brax_env_names() -> list[str]:
     return sorted(n for n in brax.envs._envs if n != "fast")
 
 
-def _strong(tree):
-    """Drop JAX weak types from every leaf (same dtype, strongly typed)."""
-    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
-
-
 @struct.dataclass
 class BraxEnvState:
     pipeline: Any  # brax.envs.base.State
@@ -83,13 +78,13 @@ class BraxToGymnax(environment.Environment):
         return BraxParams(max_steps_in_episode=self.episode_length)
 
     def reset_env(self, key, params):
-        s = _strong(self._env.reset(key))
+        s = self._env.reset(key)
         return s.obs, BraxEnvState(pipeline=s, time=jnp.zeros((), jnp.int32))
 
     def step_env(self, key, state, action, params):
-        # Brax's step returns some weakly typed leaves (done, metrics) where reset does not; a
-        # jitted loop fed its own output state would then compile twice.  Keep types strong.
-        s = _strong(self._env.step(state.pipeline, action))
+        # Brax's step returns some weakly typed leaves (done, metrics) where reset does not; the
+        # engine (rlsuite.core.rollout.strong_types) canonicalises them.
+        s = self._env.step(state.pipeline, action)
         new = BraxEnvState(pipeline=s, time=state.time + 1)
         return s.obs, new, s.reward, s.done.astype(bool), {}
 

@@ -51,10 +51,20 @@ def _select(mask: jax.Array, a, b):
     return jax.tree.map(sel, a, b)
 
 
+def strong_types(tree):
+    """Drop JAX weak types from every array leaf (same dtype, strongly typed).
+
+    Some envs (Brax) return weakly typed leaves from ``step`` where ``reset`` returns strong
+    ones; a jitted loop fed its own output carry would then compile a second time (30-100 s for
+    Brax on CPU).  The engine canonicalises every env state it returns.
+    """
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype) if isinstance(x, jax.Array) else x, tree)
+
+
 def reset_envs(env, env_params, key: jax.Array, num_envs: int):
     """Reset ``num_envs`` envs with independent keys: ``(obs[N, ...], state[N, ...])``."""
     keys = jax.random.split(key, num_envs)
-    return jax.vmap(env.reset_env, in_axes=(0, None))(keys, env_params)
+    return strong_types(jax.vmap(env.reset_env, in_axes=(0, None))(keys, env_params))
 
 
 def step_envs(env, env_params, state, action: jax.Array, key: jax.Array):
@@ -71,6 +81,7 @@ def step_envs(env, env_params, state, action: jax.Array, key: jax.Array):
     term = jnp.asarray(term, bool)
     trunc = jax.vmap(env.is_truncated, in_axes=(0, None))(next_state, env_params)
     trunc = jnp.asarray(trunc, bool) & ~term
+    next_obs, next_state = strong_types((next_obs, next_state))
     return next_obs, next_state, jnp.asarray(reward, jnp.float32), term, trunc
 
 

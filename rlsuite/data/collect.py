@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlsuite.core import networks as nets
-from rlsuite.core.rollout import init_rollout, rollout
+from rlsuite.core.rollout import init_rollout, rollout, strong_types
 from rlsuite.data import references as refs
 from rlsuite.data.dataset import Dataset
 
@@ -123,16 +123,6 @@ def _numpy_transition(tr):
     return jax.tree.map(np.asarray, tr)
 
 
-def _strong(tree):
-    """Cast every leaf to its own dtype, dropping weak types.
-
-    Brax states come back from ``step`` with weakly typed leaves (``done``, metrics) that were
-    strongly typed after ``reset``; feeding such a carry back into a jitted function recompiles
-    it once (~30-100 s for Brax on CPU).  Canonicalising the returned carry avoids that.
-    """
-    return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype) if isinstance(x, jax.Array) else x, tree)
-
-
 class Collector:
     """A jitted ``rollout`` of ``chunk_steps`` steps for one env / policy, reusable across params
     (compile once per (env, policy, num_envs, chunk_steps))."""
@@ -140,11 +130,11 @@ class Collector:
     def __init__(self, env, env_params, policy, num_envs: int, chunk_steps: int):
         self.env, self.env_params, self.num_envs, self.chunk_steps = env, env_params, int(num_envs), int(chunk_steps)
         self.policy = clip_policy(policy, env, env_params)
-        self._init = jax.jit(lambda k: _strong(init_rollout(env, env_params, k, self.num_envs)))
+        self._init = jax.jit(lambda k: strong_types(init_rollout(env, env_params, k, self.num_envs)))
 
         def roll(pp, c):
             c, tr = rollout(env, env_params, self.policy, pp, c, self.chunk_steps)
-            return _strong(c), tr
+            return strong_types(c), tr
 
         self._roll = jax.jit(roll)
 
@@ -313,7 +303,7 @@ def train_ppo(
     ups = max(1, num_updates // max(1, int(num_segments)))
     n_seg = max(1, num_updates // ups)
     init_fn, segment_fn = ppo.make_segments(config, env, env_params, ups)
-    state = jax.jit(lambda k, h: _strong(init_fn(k, h)))(k_init, hp)
+    state = jax.jit(lambda k, h: strong_types(init_fn(k, h)))(k_init, hp)
     template = jax.device_get(ppo.policy_params(state))
     if cache_dir is not None:
         cached = _load_run(cache_dir, template, config)
@@ -325,7 +315,7 @@ def train_ppo(
     from rlsuite.core.rollout import rollout_episodes
 
     eval_fn = jax.jit(lambda pp, k: rollout_episodes(env, env_params, policy, pp, k, eval_episodes, horizon).episode_return)
-    seg = jax.jit(lambda st, h: (lambda a, m: (_strong(a), m))(*segment_fn(st, h)))
+    seg = jax.jit(lambda st, h: (lambda a, m: (strong_types(a), m))(*segment_fn(st, h)))
     steps_per_seg = ups * config.num_envs * config.num_steps
     snaps, evals, steps = [template], [], [0]
     evals.append(float(np.mean(np.asarray(eval_fn(template, jax.random.fold_in(k_eval, 0))))))
