@@ -1,0 +1,109 @@
+"""The one place for input checks: each raises one ``ValueError`` naming the bad value.
+
+Two layers: ``require_*(label, value)`` checks a bare value; the config helpers
+(``positive_ints(config, "num_envs", ...)``) check dataclass fields and name them as
+``ConfigClass.field``.  Agents call these from ``make`` so bad input fails before any tracing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _label(obj: Any, name: str) -> str:
+    return f"{type(obj).__name__}.{name}"
+
+
+# ----------------------------------------------------------------------------- bare values
+
+
+def require_positive_int(label: str, value: Any) -> int:
+    """``value`` must be an int > 0 (a float such as ``4.0`` or ``2.5`` is refused, not truncated)."""
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def require_nonneg_int(label: str, value: Any) -> int:
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{label} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def require_positive(label: str, value: Any) -> float:
+    """``value`` must be a finite number > 0."""
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{label} must be a positive number, got {value!r}")
+    return value
+
+
+def require_in_range(label: str, value: Any, lo: float, hi: float, lo_open: bool = False,
+                     hi_open: bool = False) -> float:
+    """``value`` in ``[lo, hi]`` (``(`` / ``)`` with ``lo_open`` / ``hi_open``)."""
+    ok = _is_number(value) and math.isfinite(value)
+    if ok:
+        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        raise ValueError(f"{label} must be in {interval}, got {value!r}")
+    return value
+
+
+def require_choice(label: str, value: Any, allowed: Iterable[Any]) -> Any:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{label}={value!r} is unknown; choose one of {allowed}")
+    return value
+
+
+def require_sizes(label: str, value: Any) -> tuple[int, ...]:
+    """A non-empty sequence of positive ints (hidden-layer sizes)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0 or not all(
+        _is_int(h) and h > 0 for h in value
+    ):
+        raise ValueError(f"{label} must be a non-empty sequence of positive integers, got {value!r}")
+    return tuple(int(h) for h in value)
+
+
+def require_divides(label: str, divisor: int, total: int, total_label: str) -> None:
+    if total % divisor:
+        raise ValueError(f"{label}={divisor} must divide {total_label}={total}")
+
+
+# ----------------------------------------------------------------------------- config fields
+
+
+def positive_ints(config: Any, *names: str) -> None:
+    for n in names:
+        require_positive_int(_label(config, n), getattr(config, n))
+
+
+def positive(config: Any, *names: str) -> None:
+    for n in names:
+        require_positive(_label(config, n), getattr(config, n))
+
+
+def sizes(config: Any, *names: str) -> None:
+    for n in names:
+        require_sizes(_label(config, n), getattr(config, n))
+
+
+def choice(config: Any, name: str, allowed: Iterable[Any]) -> None:
+    require_choice(_label(config, name), getattr(config, name), allowed)
+
+
+def in_range(config: Any, name: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
+    require_in_range(_label(config, name), getattr(config, name), lo, hi, lo_open, hi_open)
+
+
+def divides(config: Any, name: str, total: int, total_label: str) -> None:
+    require_divides(_label(config, name), getattr(config, name), total, total_label)
