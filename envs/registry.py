@@ -6,7 +6,8 @@ Ids carry a namespace prefix:
 - ``brax:<name>``     Brax environments adapted to the gymnax API (:class:`BraxToGymnax`);
 - ``gymnasium:<name>`` any gymnasium environment, run on the host (:class:`HostEnv`);
 - anything else a module registered with :func:`register` (our own JAX envs:
-  ``lqr:...``, ``diffusion:...``, ``grid:...``).
+  ``lqr:...``, ``diffusion:...``, ``grid:...``, and the ``probe:...`` probe envs with known
+  values, :mod:`rlsuite.envs.probes`).
 
 Every JAX environment follows gymnax's functional API (``reset_env``, ``step_env``,
 ``is_truncated``, ``observation_space``, ``action_space``); the rollout engine in
@@ -30,6 +31,7 @@ _OWN_ENV_MODULES = (
     "rlsuite.envs.lqr",
     "rlsuite.envs.diffusion",
     "rlsuite.envs.gridworld",
+    "rlsuite.envs.probes",
 )
 _own_loaded = False
 

@@ -1,49 +1,50 @@
-"""Runs that survive: segmented training of a step-batched agent over several seeds.
+"""The one runner: any registered agent, several seeds, jitted segments that survive.
 
-``run_training`` trains ``len(seeds)`` seeds at once (``vmap`` over keys) in jitted segments.
-After each segment, on the host, it appends to ``metrics.jsonl``, advances the progress bar and
-saves an orbax checkpoint of the full vmapped state.  A resumed run restores the last checkpoint
-and continues with the same compiled segment, so it ends with exactly the parameters an
-uninterrupted run reaches.  A non-finite loss stops the run with a clear error before anything
-is saved, so the last good checkpoint stays the latest.
+``run_training`` builds the agent through the registry (:mod:`rlsuite.agents`) and the protocol
+(:mod:`rlsuite.core.agent`), trains ``len(seeds)`` seeds at once (``vmap`` over keys) and splits the
+run into segments of ``ceil(num_updates / segments)`` updates (the last one may be shorter: it is
+its own compiled segment, never padded).  It evaluates before training and after every segment
+with :func:`rlsuite.core.agent.eval_key`, so its ``eval_*`` curve equals
+``make_train(agent, eval_every=segment_length)`` of a sweep.  After each segment, on the host, it
 
-Run directory::
+- stops with :class:`NonFiniteError` on the first non-finite metric, before anything of that
+  segment is written (the last good checkpoint stays the latest);
+- appends one line to ``metrics.jsonl`` (per-seed lists), saves an orbax checkpoint of the whole
+  vmapped state and advances the progress bar.
 
-    config.json  metrics.jsonl  checkpoints/<update>/  results.md  summary.json  learning_curve.png
+A resumed run restores the latest checkpoint and continues with the same compiled segments, so it
+ends bit-identical to an uninterrupted run.  At the end: ``summary.json``, ``results.md`` and
+``learning_curve.png``.  Run directory::
+
+    config.json  metrics.jsonl  checkpoints/<update>/  summary.json  results.md  learning_curve.png
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import importlib
 import json
 import math
 import os
 import time
-from typing import Any, Sequence
+import warnings
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlsuite import agents
 from rlsuite.core import checkpoint
+from rlsuite.core import validate as V
+from rlsuite.core.agent import eval_key
 from rlsuite.core.logging import MetricsWriter, Progress
 from rlsuite.core.results import device_description, markdown_table
-
-ALGORITHMS = {"ppo": ("rlsuite.agents.ppo", "PPOConfig"), "a2c": ("rlsuite.agents.a2c", "A2CConfig")}
+from rlsuite.core.sweep import seed_keys
 
 
 class NonFiniteError(RuntimeError):
-    """Training produced a NaN/inf loss; the run directory keeps the last good checkpoint."""
-
-
-def algorithm(name: str):
-    if name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}")
-    mod_name, cfg_name = ALGORITHMS[name]
-    mod = importlib.import_module(mod_name)
-    return mod, getattr(mod, cfg_name)
+    """Training produced a NaN/inf metric; the run directory keeps the last good checkpoint."""
 
 
 def enable_compilation_cache(path: str | None = None) -> str:
@@ -56,152 +57,289 @@ def enable_compilation_cache(path: str | None = None) -> str:
     return path
 
 
-def _config_to_json(config) -> dict[str, Any]:
+# ----------------------------------------------------------------------------- config.json
+
+
+def config_to_json(config) -> dict[str, Any]:
     d = dataclasses.asdict(config)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def _config_from_json(cfg_cls, d: dict[str, Any]):
-    fields = {f.name: f for f in dataclasses.fields(cfg_cls)}
-    unknown = sorted(set(d) - set(fields))
+def config_from_json(cfg_cls, d: Mapping[str, Any]):
+    fields = {f.name for f in dataclasses.fields(cfg_cls)}
+    unknown = sorted(set(d) - fields)
     if unknown:
         raise ValueError(f"config.json has fields {unknown} that {cfg_cls.__name__} does not know")
     return cfg_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-def _segment_stats(m: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Per-seed statistics of one segment's metrics (leaves ``[S, K]``)."""
-    valid = m["valid"]
-    eps = (m["episodes"] * valid).sum(1)
-    ret = np.where(eps > 0, (m["return_sum"] * valid).sum(1) / np.maximum(eps, 1), np.nan)
-    out = {"episode_return": ret, "episodes": eps}
-    for k in ("actor_loss", "value_loss", "entropy"):
-        out[k] = (m[k] * valid).sum(1) / np.maximum(valid.sum(1), 1)
+def apply_hparams(hp, overrides: Mapping[str, float] | None):
+    """``hp`` with the named fields replaced (float32 scalars); unknown names are refused."""
+    if not overrides:
+        return hp
+    known = [f.name for f in dataclasses.fields(hp)]
+    bad = sorted(set(overrides) - set(known))
+    if bad:
+        raise ValueError(f"unknown hparam(s) {bad} for {type(hp).__name__}; known: {known}")
+    return hp.replace(**{k: jnp.asarray(float(v), jnp.float32) for k, v in overrides.items()})
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _data_ref(data) -> Any:
+    """What config.json records of ``data`` (paths are reloaded on resume)."""
+    if data is None or isinstance(data, str):
+        return data
+    if isinstance(data, Mapping):
+        return {k: _data_ref(v) for k, v in data.items()}
+    return {"in_memory": True, "transitions": len(data)}
+
+
+def _load_data(ref, env, env_params):
+    from rlsuite.data import load
+
+    if ref is None:
+        return None
+    if isinstance(ref, str):
+        return load(ref, env, env_params)
+    if isinstance(ref, Mapping) and not ref.get("in_memory"):
+        return {k: _load_data(v, env, env_params) for k, v in ref.items()}
+    return ref  # an in-memory Dataset (or a mapping of them)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def segment_stats(m: Mapping[str, np.ndarray], counter: str) -> dict[str, np.ndarray]:
+    """Per-seed statistics of one segment's metrics (scalar-per-update leaves ``[S, K]``).
+
+    ``episode_return`` is weighted by ``episodes`` when present (updates without finished
+    episodes do not count; NaN when the whole segment had none); ``episodes`` is summed; every
+    other scalar is the mean over the segment.  Non-scalar metrics (e.g. parameter traces) are
+    not logged.
+    """
+    out: dict[str, np.ndarray] = {}
+    eps = np.asarray(m["episodes"], np.float64).sum(1) if "episodes" in m else None
+    for k, v in m.items():
+        v = np.asarray(v)
+        if v.ndim != 2 or k == counter:
+            continue
+        if k == "episodes":
+            out[k] = eps
+        elif k == "episode_return" and eps is not None:
+            w = np.asarray(m["episodes"], np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[k] = np.where(eps > 0, (v * w).sum(1) / np.maximum(eps, 1e-12), np.nan)
+        else:
+            out[k] = v.astype(np.float64).mean(1)
     return out
 
 
+def _non_finite(m: Mapping[str, np.ndarray], seeds: Sequence[int]) -> list[str]:
+    bad = []
+    for k, v in m.items():
+        v = np.asarray(v)
+        if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+            axes = tuple(range(1, v.ndim))
+            ok = np.all(np.isfinite(v), axis=axes) if axes else np.isfinite(v)
+            bad.append(f"{k} (seeds {[s for s, o in zip(seeds, ok) if not o]})")
+    return bad
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+@dataclasses.dataclass
+class _Run:
+    """Everything derived from (agent, env, config, seeds, hparams): shared by train and eval."""
+
+    name: str
+    entry: Any
+    config: Any
+    env_id: str
+    agent: Any
+    hparams: Any
+    keys: jax.Array
+    seeds: list[int]
+
+
+def _build(name, env_id, config, seeds, env_kwargs, data, hparams) -> _Run:
+    from rlsuite.envs import make
+
+    entry = agents.get(name)
+    config = entry.config() if config is None else config
+    seeds = [int(s) for s in seeds]
+    keys = seed_keys(seeds)
+    env, env_params = make(env_id, **dict(env_kwargs or {}))
+    if getattr(env, "is_host", False):
+        raise ValueError(f"{env_id!r} is a host (gymnasium) env; `rlsuite train` needs a JAX env (gymnax:, brax:, ...)")
+    data = _load_data(data, env, env_params)
+    agent = entry.make(config, env, env_params, data)
+    hp = apply_hparams(entry.default_hparams(config), hparams)
+    return _Run(name, entry, config, env_id, agent, hp, keys, seeds)
+
+
+def schedule(num_updates: int, segments: int) -> list[int]:
+    """Update counts at the segment boundaries: ``[u_1, ..., u_n = num_updates]``."""
+    ups = math.ceil(num_updates / segments)
+    return [min(i * ups, num_updates) for i in range(1, math.ceil(num_updates / ups) + 1)]
+
+
 def run_training(
-    algo: str,
-    env_id: str,
+    agent: str,
+    env_id: str | None = None,
     config=None,
     seeds: Sequence[int] = (0,),
     run_dir: str | None = None,
     segments: int = 10,
-    env_kwargs: dict[str, Any] | None = None,
-    eval_episodes: int = 16,
+    env_kwargs: Mapping[str, Any] | None = None,
+    data: Any = None,
     progress: bool = True,
     resume: bool = False,
     max_segments: int | None = None,
+    hparams: Mapping[str, float] | None = None,
+    keep_checkpoints: int | None = 2,
 ) -> dict[str, Any] | None:
     """Train (or, with ``resume=True``, continue) a run; returns the summary dict.
 
     Args:
-        algo: ``"ppo"`` or ``"a2c"``.
-        env_id: any id ``rlsuite.envs.make`` accepts (JAX envs only).
-        config: the algorithm's config dataclass (ignored when resuming: ``config.json`` wins).
-        seeds: one training run per seed, vmapped; seed ``s`` uses ``PRNGKey(s)``, so seed 3 of
-            a multi-seed run equals a single run with seed 3.
-        run_dir: where config, metrics, checkpoints and results go (default ``runs/<algo>-<env>-<time>``).
-        segments: number of jitted segments (= checkpoints and progress updates).
-        max_segments: stop after this many segments in this invocation (a time-boxed job);
-            the run continues later with ``resume=True``.  Returns ``None`` when stopped early.
-    """
-    from rlsuite.envs import make
+        agent: a registered agent name (``rlsuite agents``).
+        env_id: any JAX env id ``rlsuite.envs.make`` accepts (default: the agent's default env).
+        config: the agent's config dataclass (default: the registry variant's defaults).
+        seeds: one training run per seed, vmapped; seed ``s`` uses ``PRNGKey(s)``, so seed 3 of a
+            multi-seed run equals a single run with seed 3.
+        run_dir: where config, metrics, checkpoints and results go (default ``runs/<agent>-<env>-<time>``).
+        segments: number of jitted segments (= checkpoints, evaluations and progress updates).
+        data: offline agents: a dataset path / Minari id / :class:`rlsuite.data.Dataset`, or
+            ``{"dataset": ..., "expert": ...}`` for imitation.
+        hparams: overrides of the agent's default hparams (``{"lr": 1e-3}``).
+        max_segments: stop after this many segments in this invocation (a time-boxed job); the
+            run continues later with ``resume=True``.  Returns ``None`` when stopped early.
+        keep_checkpoints: newest checkpoints kept (``None``: all).
 
+    With ``resume=True`` everything but ``run_dir``, ``progress``, ``max_segments`` and (for
+    in-memory datasets) ``data`` comes from ``run_dir/config.json``.
+    """
     if resume:
         if run_dir is None or not os.path.isfile(os.path.join(run_dir, "config.json")):
             raise FileNotFoundError(f"cannot resume: no config.json in run directory {run_dir!r}")
         with open(os.path.join(run_dir, "config.json")) as f:
             saved = json.load(f)
-        algo, env_id, seeds = saved["algo"], saved["env_id"], saved["seeds"]
-        segments, env_kwargs = saved["segments"], saved.get("env_kwargs", {})
-        mod, cfg_cls = algorithm(algo)
-        config = _config_from_json(cfg_cls, saved["config"])
+        name = saved["agent"]
+        entry = agents.get(name)
+        config = config_from_json(entry.config_cls, saved["config"])
+        ref = saved.get("data")
+        if isinstance(ref, Mapping) and ref.get("in_memory") and data is None:
+            raise ValueError(f"run {run_dir!r} was trained on an in-memory dataset: pass data= again to resume")
+        run = _build(name, saved["env_id"], config, saved["seeds"], saved.get("env_kwargs"),
+                     data if data is not None else ref, saved.get("hparams"))
+        segments, env_kwargs, hparams = saved["segments"], saved.get("env_kwargs", {}), saved.get("hparams")
     else:
-        mod, cfg_cls = algorithm(algo)
-        config = config if config is not None else cfg_cls()
-        if not isinstance(config, cfg_cls):
-            raise ValueError(f"config for {algo!r} must be a {cfg_cls.__name__}, got {type(config).__name__}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    if int(segments) <= 0:
-        raise ValueError(f"segments must be positive, got {segments}")
-    env_kwargs = dict(env_kwargs or {})
-    env, env_params = make(env_id, **env_kwargs)
-    if getattr(env, "is_host", False):
-        raise ValueError(f"{env_id!r} is a host (gymnasium) env; `rlsuite train` needs a JAX env (gymnax:, brax:, ...)")
-    mod.validate(config)
-    num_updates = config.num_updates
-    ups = math.ceil(num_updates / int(segments))
-    n_segments = math.ceil(num_updates / ups)
-    init_fn, segment_fn = mod.make_segments(config, env, env_params, ups)
-    hp = mod.default_hparams(config)
-    steps_per_update = config.num_envs * config.num_steps
+        entry = agents.get(agent)
+        if config is not None and not isinstance(config, entry.config_cls):
+            raise ValueError(f"config for {agent!r} must be a {entry.config_cls.__name__}, got {type(config).__name__}")
+        V.require_positive_int("segments", segments)
+        if not list(seeds):
+            raise ValueError("seeds must name at least one seed")
+        env_id = env_id or entry.default_env
+        run = _build(agent, env_id, config, seeds, env_kwargs, data, hparams)
+    if max_segments is not None:
+        V.require_positive_int("max_segments", max_segments)
+    ag = run.agent
+    bounds = schedule(ag.num_updates, int(segments))
+    counter, spu = ag.counter, ag.steps_per_update
 
     if run_dir is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = os.path.join("runs", f"{algo}-{env_id.replace(':', '_').replace('/', '_')}-{stamp}")
-    os.makedirs(run_dir, exist_ok=True)
+        run_dir = os.path.join("runs", f"{run.name}-{run.env_id.replace(':', '_').replace('/', '_')}-{stamp}")
     writer = MetricsWriter(os.path.join(run_dir, "metrics.jsonl"))
 
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    init_v = jax.jit(jax.vmap(init_fn, in_axes=(0, None)))
-    seg_v = jax.jit(jax.vmap(segment_fn, in_axes=(0, None)))
-    done_segments = 0
+    init_v = jax.jit(jax.vmap(ag.init, in_axes=(0, None)))
+    eval_v = jax.jit(jax.vmap(ag.evaluate))
+    ekeys = jax.jit(jax.vmap(eval_key, in_axes=(0, None)))
+    seg_fns: dict[int, Any] = {}
+
+    def seg_v(n: int):
+        if n not in seg_fns:
+            seg_fns[n] = jax.jit(jax.vmap(lambda s, h: ag.segment(s, h, n), in_axes=(0, None)))
+        return seg_fns[n]
+
+    def evaluate(state, update: int) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in eval_v(state, ekeys(run.keys, update)).items()}
+
+    t_start = time.perf_counter()
     if resume:
-        state, step = checkpoint.restore(run_dir, jax.eval_shape(init_v, keys, hp))
-        done_segments = step // ups
+        state, step = checkpoint.restore(run_dir, jax.eval_shape(init_v, run.keys, run.hparams))
+        if step == ag.num_updates:
+            print(f"run {run_dir!r} already finished ({step} updates); nothing to do")
+            path = os.path.join(run_dir, "summary.json")
+            if os.path.isfile(path):
+                with open(path) as f:
+                    return json.load(f)
+        elif step not in bounds:
+            raise ValueError(f"checkpoint update {step} of {run_dir!r} is not a segment boundary of {bounds}")
+        done = bounds.index(step) + 1 if step in bounds else 0
         writer.truncate_after("update", step)
     else:
-        state = init_v(keys, hp)
         if checkpoint.latest_step(run_dir) is not None:
             raise ValueError(f"run directory {run_dir!r} already has checkpoints; use --resume or a new directory")
+        os.makedirs(run_dir, exist_ok=True)
         meta = {
-            "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "seeds": seeds, "segments": int(segments),
-            "config": _config_to_json(config), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "agent": run.name, "env_id": run.env_id, "env_kwargs": dict(env_kwargs or {}), "seeds": run.seeds,
+            "segments": int(segments), "config": config_to_json(run.config), "hparams": dict(hparams or {}),
+            "data": _data_ref(data), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         }
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump(meta, f, indent=2)
+        state, step, done = init_v(run.keys, run.hparams), 0, 0
+        ev = evaluate(state, 0)
+        bad = _non_finite(ev, run.seeds)
+        if bad:
+            raise NonFiniteError(f"non-finite {', '.join(bad)} before training; no checkpoint was written in {run_dir!r}")
+        writer.write({"update": 0, counter: 0, "wall_s": 0.0, **ev})
 
-    total_steps = num_updates * steps_per_update
-    bar = Progress(total_steps, f"{algo} {env_id} x{len(seeds)} seeds", min(done_segments * ups, num_updates) * steps_per_update, progress)
-    t_start = time.perf_counter()
+    label = ag.score.removeprefix("eval_").replace("_", " ")
+    bar = Progress(ag.num_updates * spu, f"{run.name} {run.env_id} x{len(run.seeds)} seeds", step * spu, progress,
+                   counter=counter.replace("_", " "), metric=label)
+    last = len(bounds) if max_segments is None else min(len(bounds), done + int(max_segments))
     try:
-        last = n_segments if max_segments is None else min(n_segments, done_segments + int(max_segments))
-        for seg in range(done_segments, last):
-            new_state, m = seg_v(state, hp)
+        for i in range(done, last):
+            prev = bounds[i - 1] if i else 0
+            update = bounds[i]
+            new_state, m = seg_v(update - prev)(state, run.hparams)
             m = jax.tree.map(np.asarray, m)
-            stats = _segment_stats(m)
-            for k in ("actor_loss", "value_loss"):
-                if not np.all(np.isfinite(stats[k])):
-                    bad = [s for s, v in zip(seeds, stats[k]) if not np.isfinite(v)]
-                    raise NonFiniteError(
-                        f"non-finite {k} in segment {seg + 1}/{n_segments} (seeds {bad}); stopped. "
-                        f"The last good checkpoint in {run_dir!r} is update {checkpoint.latest_step(run_dir)}."
-                    )
+            ev = evaluate(new_state, update)
+            bad = _non_finite({**m, **ev}, run.seeds)
+            if bad:
+                good = checkpoint.latest_step(run_dir)
+                where = (f"the last good checkpoint in {run_dir!r} is update {good}" if good is not None
+                         else f"no checkpoint was written yet in {run_dir!r}")
+                raise NonFiniteError(
+                    f"non-finite {', '.join(bad)} in segment {i + 1}/{len(bounds)} (updates {prev + 1}-{update}); "
+                    f"stopped. {where}."
+                )
             state = new_state
-            update = min((seg + 1) * ups, num_updates)
-            ret = stats["episode_return"]
-            writer.write({
-                "update": update, "env_steps": update * steps_per_update,
-                "wall_s": time.perf_counter() - t_start, **stats,
-            })
-            checkpoint.save(run_dir, update, state)
-            bar.update(update * steps_per_update, float(np.nanmean(ret)) if np.isfinite(ret).any() else None)
+            writer.write({"update": update, counter: update * spu, "wall_s": time.perf_counter() - t_start,
+                          **segment_stats(m, counter), **ev})
+            checkpoint.save(run_dir, update, state, keep_checkpoints)
+            score = ev.get(ag.score)
+            bar.update(update * spu, float(np.mean(score)) if score is not None else None)
     finally:
         bar.close()
-    wall = time.perf_counter() - t_start
-    if last < n_segments:
+    if last < len(bounds):
         return None
 
-    eval_v = jax.jit(jax.vmap(lambda s, k: mod.evaluate(config, env, env_params, s, k, eval_episodes)))
-    eval_ret = np.asarray(eval_v(state, jax.random.split(jax.random.PRNGKey(12345), len(seeds))))
+    records = writer.read()
+    final = records[-1]
+    evals = {k: final[k] for k in final if k.startswith("eval_")}
+    score = np.asarray(evals[ag.score], np.float64)
     summary = {
-        "algo": algo, "env_id": env_id, "seeds": seeds, "env_steps": total_steps,
-        "eval_return_per_seed": eval_ret.mean(1).tolist(),
-        "eval_return_mean": float(eval_ret.mean()), "eval_return_std_over_seeds": float(eval_ret.mean(1).std()),
-        "wall_s_this_invocation": wall, "device": device_description(), "run_dir": os.path.abspath(run_dir),
+        "agent": run.name, "env_id": run.env_id, "seeds": run.seeds, counter: ag.num_updates * spu,
+        "counter": counter, "updates": ag.num_updates, "score": ag.score, "higher_is_better": ag.higher_is_better,
+        "score_mean": float(score.mean()), "score_std_over_seeds": float(score.std()),
+        "final": evals, "wall_s_this_invocation": time.perf_counter() - t_start,
+        "device": device_description(), "run_dir": os.path.abspath(run_dir),
     }
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
@@ -209,16 +347,22 @@ def run_training(
     return summary
 
 
+# ----------------------------------------------------------------------------- report
+
+
 def write_report(run_dir: str, summary: dict[str, Any]) -> None:
-    """``results.md`` (table) and ``learning_curve.png`` from ``metrics.jsonl`` and the summary."""
+    """``results.md`` (per-seed final evaluation) and ``learning_curve.png`` from ``metrics.jsonl``."""
     records = MetricsWriter(os.path.join(run_dir, "metrics.jsonl")).read()
-    rows = [(s, f"{r:.1f}") for s, r in zip(summary["seeds"], summary["eval_return_per_seed"])]
-    table = markdown_table(["seed", "eval return (deterministic)"], rows)
+    counter, score = summary["counter"], summary["score"]
+    keys = sorted(summary["final"])
+    rows = [[s] + [f"{summary['final'][k][i]:.4g}" if summary["final"][k][i] is not None else "nan" for k in keys]
+            for i, s in enumerate(summary["seeds"])]
     with open(os.path.join(run_dir, "results.md"), "w") as f:
-        f.write(f"# {summary['algo']} on {summary['env_id']}\n\n")
-        f.write(f"- env steps per seed: {summary['env_steps']}\n- device: {summary['device']}\n")
-        f.write(f"- eval return: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std_over_seeds']:.1f} (over seeds)\n\n")
-        f.write(table + "\n")
+        f.write(f"# {summary['agent']} on {summary['env_id']}\n\n")
+        f.write(f"- {counter.replace('_', ' ')} per seed: {summary[counter]} ({summary['updates']} updates)\n")
+        f.write(f"- device: {summary['device']}\n")
+        f.write(f"- {score}: {summary['score_mean']:.4g} ± {summary['score_std_over_seeds']:.4g} (std over seeds)\n\n")
+        f.write(markdown_table(["seed"] + keys, rows) + "\n")
     if not records:
         return
     import matplotlib
@@ -226,39 +370,57 @@ def write_report(run_dir: str, summary: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = np.array([r["env_steps"] for r in records])
-    y = np.array([[np.nan if v is None else v for v in r["episode_return"]] for r in records], float)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(y, 1)
-        ax.plot(x, mean, label=f"mean over {y.shape[1]} seeds")
-        ax.fill_between(x, np.nanmin(y, 1), np.nanmax(y, 1), alpha=0.25, label="min-max")
-    ax.set_xlabel("environment steps (per seed)")
-    ax.set_ylabel("episode return (training)")
-    ax.set_title(f"{summary['algo']} on {summary['env_id']}")
-    ax.legend()
+    def series(key):
+        pts = [(r[counter], r[key]) for r in records if key in r and counter in r]
+        x = np.array([p[0] for p in pts], float)
+        y = np.array([[np.nan if v is None else v for v in p[1]] for p in pts], float)
+        return x, y
+
+    train_key = "episode_return" if any("episode_return" in r for r in records) else next(
+        (k for r in records for k in r if k.startswith("loss/")), None)
+    panels = [(score, "evaluation")] + ([(train_key, "training")] if train_key else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        x, y = series(key)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ax.plot(x, np.nanmean(y, 1), label=f"mean over {y.shape[1]} seeds")
+            ax.fill_between(x, np.nanmin(y, 1), np.nanmax(y, 1), alpha=0.25, label="min-max")
+        ax.set_xlabel(f"{counter.replace('_', ' ')} (per seed)")
+        ax.set_ylabel(key)
+        ax.set_title(f"{summary['agent']} on {summary['env_id']}: {title}")
+        ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(run_dir, "learning_curve.png"), dpi=100)
     plt.close(fig)
 
 
-def evaluate_run(run_dir: str, episodes: int = 32, seed: int = 0) -> dict[str, Any]:
-    """Evaluate the latest checkpoint of a run directory with the deterministic policy."""
-    from rlsuite.envs import make
-
+def evaluate_run(run_dir: str, episodes: int | None = None, seed: int = 0, data: Any = None) -> dict[str, Any]:
+    """Evaluate the latest checkpoint of a run directory (``episodes`` overrides ``eval_episodes``)."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir!r} is not a run directory (no config.json)")
     with open(path) as f:
         saved = json.load(f)
-    mod, cfg_cls = algorithm(saved["algo"])
-    config = _config_from_json(cfg_cls, saved["config"])
-    env, env_params = make(saved["env_id"], **saved.get("env_kwargs", {}))
-    init_fn, _ = mod.make_segments(config, env, env_params, 1)
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in saved["seeds"]])
-    target = jax.eval_shape(jax.vmap(init_fn, in_axes=(0, None)), keys, mod.default_hparams(config))
+    entry = agents.get(saved["agent"])
+    config = config_from_json(entry.config_cls, saved["config"])
+    if episodes is not None:
+        V.require_positive_int("episodes", episodes)
+        if not hasattr(config, "eval_episodes"):
+            raise ValueError(f"agent {saved['agent']!r} has no eval_episodes to override")
+        config = dataclasses.replace(config, eval_episodes=int(episodes))
+    ref = saved.get("data")
+    if isinstance(ref, Mapping) and ref.get("in_memory") and data is None:
+        raise ValueError(f"run {run_dir!r} was trained on an in-memory dataset: pass data= to evaluate it")
+    run = _build(saved["agent"], saved["env_id"], config, saved["seeds"], saved.get("env_kwargs"),
+                 data if data is not None else ref, saved.get("hparams"))
+    target = jax.eval_shape(jax.vmap(run.agent.init, in_axes=(0, None)), run.keys, run.hparams)
     state, step = checkpoint.restore(run_dir, target)
-    eval_v = jax.jit(jax.vmap(lambda s, k: mod.evaluate(config, env, env_params, s, k, episodes)))
-    ret = np.asarray(eval_v(state, jax.random.split(jax.random.PRNGKey(seed), len(saved["seeds"]))))
-    return {"run_dir": run_dir, "update": step, "seeds": saved["seeds"], "return_per_seed": ret.mean(1).tolist(),
-            "return_mean": float(ret.mean())}
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(run.seeds))
+    ev = jax.jit(jax.vmap(run.agent.evaluate))(state, keys)
+    out = {"run_dir": run_dir, "update": step, "seeds": run.seeds}
+    for k, v in ev.items():
+        v = np.asarray(v, np.float64)
+        out[f"{k}_per_seed"] = v.tolist()
+        out[f"{k}_mean"] = float(v.mean())
+    return out

@@ -8,13 +8,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _knobs import check_every_knob
 
 from rlsuite.agents import a2c, ppo
 from rlsuite.core import checkpoint
 from rlsuite.envs import make
-from rlsuite.train import NonFiniteError, evaluate_run, run_training
+from rlsuite.train import NonFiniteError, run_training
 
-TINY = ppo.PPOConfig(total_timesteps=4 * 32 * 6, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=2)
+PPO_FAST_STEPS, PPO_FAST_THRESHOLD = 50_000, 300.0  # measured 477 (seed 0)
+A2C_FAST_STEPS, A2C_FAST_THRESHOLD = 50_000, 150.0  # measured 247 (seed 0)
+
+TINY = ppo.PPOConfig(total_timesteps=4 * 32 * 6, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=2,
+                     eval_episodes=2)
 
 
 @pytest.fixture(scope="module")
@@ -32,28 +37,48 @@ def _train(module, config, env, params, seed=0, hp=None):
     return jax.jit(module.make_train(config, env, params))(jax.random.PRNGKey(seed), hp)
 
 
+def _eval(module, config, env, params, state, episodes=16):
+    agent = module.make(dataclasses.replace(config, eval_episodes=episodes), env, params)
+    return float(jax.jit(agent.evaluate)(state, jax.random.PRNGKey(1))["eval_return"])
+
+
+@pytest.mark.slow
 def test_ppo_reaches_475_on_cartpole_within_500k_steps(cartpole):
     env, params = cartpole
     config = ppo.PPOConfig()  # PureJaxRL CartPole config, 500k steps
     state, metrics = _train(ppo, config, env, params, seed=0)
-    ret = ppo.evaluate(config, env, params, state, jax.random.PRNGKey(1), num_episodes=16)
-    assert float(ret.mean()) >= 475.0
+    assert _eval(ppo, config, env, params, state) >= 475.0
     assert metrics["episodes"].shape == (config.num_updates,)
 
 
+@pytest.mark.slow
 def test_a2c_learns_cartpole(cartpole):
     env, params = cartpole
     config = a2c.A2CConfig()
     state, _ = _train(a2c, config, env, params, seed=0)
-    ret = a2c.evaluate(config, env, params, state, jax.random.PRNGKey(1), num_episodes=16)
-    assert float(ret.mean()) >= 400.0  # untrained policy: ~10
+    assert _eval(a2c, config, env, params, state) >= 400.0  # untrained policy: ~10
+
+
+def test_ppo_learns_cartpole_at_a_small_budget(cartpole):
+    """The fast learning test of the actor-critic family (the 500k-step ones are slow)."""
+    env, params = cartpole
+    config = ppo.PPOConfig(total_timesteps=PPO_FAST_STEPS)
+    state, _ = _train(ppo, config, env, params, seed=0)
+    assert _eval(ppo, config, env, params, state) >= PPO_FAST_THRESHOLD  # untrained: ~10
+
+
+def test_a2c_learns_cartpole_at_a_small_budget(cartpole):
+    env, params = cartpole
+    config = a2c.A2CConfig(total_timesteps=A2C_FAST_STEPS)
+    state, _ = _train(a2c, config, env, params, seed=0)
+    assert _eval(a2c, config, env, params, state) >= A2C_FAST_THRESHOLD
 
 
 def test_ppo_continuous_actions_run_on_pendulum():
     env, params = make("gymnax:Pendulum-v1")
     config = dataclasses.replace(TINY, normalize_obs=True, normalize_reward=True)
     state, m = _train(ppo, config, env, params)
-    assert np.all(np.isfinite(np.asarray(m["value_loss"])))
+    assert np.all(np.isfinite(np.asarray(m["loss/value"])))
     assert float(state.obs_stats.count) > config.num_envs * config.num_steps  # stats updated in learner
 
 
@@ -82,41 +107,22 @@ def test_vmap_over_hyperparameters_sweeps(cartpole, tiny_train):
     assert not np.allclose(np.asarray(w_v[0]), np.asarray(w_v[1]))
 
 
-@pytest.mark.parametrize("field", ["lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm"])
-def test_every_ppo_hparam_changes_training(tiny_train, field):
-    hp = ppo.default_hparams(TINY)
-    train = tiny_train
-    base, _ = train(jax.random.PRNGKey(0), hp)
-    changed = {"lr": 1e-2, "gamma": 0.5, "gae_lambda": 0.1, "clip_eps": 0.01, "ent_coef": 0.5,
-               "vf_coef": 5.0, "max_grad_norm": 1e-3}[field]
-    other, _ = train(jax.random.PRNGKey(0), hp.replace(**{field: jnp.float32(changed)}))
-    diff = sum(float(jnp.abs(a - b).sum()) for a, b in zip(jax.tree.leaves(base.params), jax.tree.leaves(other.params)))
-    assert diff > 1e-6, f"hparam {field} had no effect"
-
-
-def test_resume_equals_uninterrupted(tmp_path):
-    kw = dict(config=TINY, seeds=[0, 1], segments=3, progress=False, eval_episodes=2)
-    full = run_training("ppo", "gymnax:CartPole-v1", run_dir=str(tmp_path / "full"), **kw)
-    assert run_training("ppo", "gymnax:CartPole-v1", run_dir=str(tmp_path / "cut"), max_segments=1, **kw) is None
-    resumed = run_training("ppo", "gymnax:CartPole-v1", run_dir=str(tmp_path / "cut"), resume=True, **kw)
-    assert resumed["eval_return_per_seed"] == full["eval_return_per_seed"]
-    env, params = make("gymnax:CartPole-v1")
-    init_fn, _ = ppo.make_segments(TINY, env, params, 1)
-    target = jax.eval_shape(jax.vmap(init_fn, in_axes=(0, None)), jnp.stack([jax.random.PRNGKey(0)] * 2), ppo.default_hparams(TINY))
-    a, _ = checkpoint.restore(str(tmp_path / "full"), target)
-    b, _ = checkpoint.restore(str(tmp_path / "cut"), target)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    lines = [json.loads(line) for line in open(tmp_path / "cut" / "metrics.jsonl")]
-    assert [r["update"] for r in lines] == [2, 4, 6]
-    assert os.path.exists(tmp_path / "full" / "learning_curve.png")
-    ev = evaluate_run(str(tmp_path / "full"), episodes=2)
-    assert len(ev["return_per_seed"]) == 2 and ev["update"] == TINY.num_updates
+@pytest.mark.parametrize("name, config", [
+    ("ppo", TINY),
+    pytest.param("a2c", a2c.A2CConfig(total_timesteps=4 * 5 * 6, num_envs=4), marks=pytest.mark.slow),
+])
+def test_every_config_field_and_hparam_changes_training(cartpole, name, config):
+    # clip_eps 0.2 -> 0.3 clips nothing in 6 tiny updates: use a range that binds
+    alternatives = {"hidden": (32,), "activation": "relu", "optimizer": "adam", "num_minibatches": 4,
+                    "clip_eps": 0.01, "hp.clip_eps": 0.01,
+                    "total_timesteps": config.total_timesteps + config.num_envs * config.num_steps}
+    report = check_every_knob(name, config, *cartpole, alternatives=alternatives)
+    assert report["eval_episodes"].startswith("inert")
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     run_dir = str(tmp_path / "run")
-    kw = dict(seeds=[0], segments=3, progress=False, eval_episodes=2)
+    kw = dict(seeds=[0], segments=3, progress=False)
     run_training("ppo", "gymnax:CartPole-v1", config=TINY, run_dir=run_dir, max_segments=1, **kw)
     good = checkpoint.latest_step(run_dir)
     cfg = json.load(open(os.path.join(run_dir, "config.json")))
@@ -158,7 +164,7 @@ def test_bad_inputs_to_runner_and_cli(tmp_path, cartpole, capsys):
         run_training("ppo", "gymnax:CartPole-v1", config=a2c.A2CConfig(), run_dir=str(tmp_path / "x"))
     with pytest.raises(FileNotFoundError, match="no config.json"):
         run_training("ppo", "gymnax:CartPole-v1", run_dir=str(tmp_path / "missing"), resume=True)
-    with pytest.raises(ValueError, match="a2c.*optimizer|optimizer must be"):
+    with pytest.raises(ValueError, match="A2CConfig.optimizer='sgd'"):
         a2c.make_train(dataclasses.replace(a2c.A2CConfig(), optimizer="sgd"), *cartpole)
     with pytest.raises(ValueError, match="gymnasium:CartPole-v1"):
         run_training("ppo", "gymnasium:CartPole-v1", config=TINY, run_dir=str(tmp_path / "h"))
@@ -191,9 +197,9 @@ def test_cli_train_and_eval_roundtrip(tmp_path, capsys):
                "--num-minibatches", "2", "--seeds", "2", "--segments", "2", "--run-dir", run_dir,
                "--no-progress", "--eval-episodes", "2"])
     assert rc == 0
-    assert "eval return" in capsys.readouterr().out
+    assert "eval_return" in capsys.readouterr().out
     assert main(["eval", run_dir, "--episodes", "2"]) == 0
-    assert '"return_mean"' in capsys.readouterr().out
+    assert '"eval_return_mean"' in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -201,8 +207,8 @@ def test_ppo_improves_on_brax_inverted_pendulum():
     env, params = make("brax:inverted_pendulum")
     config = ppo.PPOConfig.preset("brax", total_timesteps=600_000, num_envs=256, num_steps=16, num_minibatches=8)
     hp = ppo.default_hparams(config)
-    init_fn, _ = ppo.make_segments(config, env, params, 1)
-    before = ppo.evaluate(config, env, params, jax.jit(init_fn)(jax.random.PRNGKey(0), hp), jax.random.PRNGKey(1), 8)
+    agent = ppo.make(config, env, params)
+    before = _eval(ppo, config, env, params, jax.jit(agent.init)(jax.random.PRNGKey(0), hp), 8)
     state, _ = _train(ppo, config, env, params)
-    after = ppo.evaluate(config, env, params, state, jax.random.PRNGKey(1), 8)
-    assert float(after.mean()) >= 200.0 and float(after.mean()) > 3 * float(before.mean())
+    after = _eval(ppo, config, env, params, state, 8)
+    assert after >= 200.0 and after > 3 * before

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _knobs import _differs, _fingerprint, check_every_knob
 
+from rlsuite import agents
 from rlsuite.agents import bayes_pg as B
 from rlsuite.agents import gp
+from rlsuite.core.agent import make_train
 from rlsuite.core.returns import reward_to_go
 from rlsuite.core.rollout import rollout_episodes
 from rlsuite.envs import make
@@ -177,7 +182,7 @@ def test_model1_closed_forms_by_monte_carlo():
 def test_sparse_equals_full_at_threshold_zero(lqr):
     env, p = lqr
     cfg = B.BPGConfig(num_episodes=12, gamma=GAMMA)
-    _, batch = jax.jit(B.make_estimator(cfg, env, p))(jax.random.PRNGKey(0), THETA)
+    _, batch = jax.jit(B.make_estimator(cfg, env, p))(jax.random.PRNGKey(0), THETA, B.default_hparams(cfg))
     U, y = batch.traj_score, batch.ret
     G = B.fisher_estimate(batch.step_score, U, "step", 1e-6)
 
@@ -233,10 +238,11 @@ def test_bpg_error_below_mc_on_lqr(lqr):
         cos = est @ g / (jnp.linalg.norm(est) * jnp.linalg.norm(g) + 1e-30)
         return jnp.degrees(jnp.arccos(jnp.clip(cos, -1, 1))), jnp.linalg.norm(est - g) / jnp.linalg.norm(g)
 
-    est = B.make_estimator(B.BPGConfig(num_episodes=20, gamma=GAMMA), env, p)
+    cfg = B.BPGConfig(num_episodes=20, gamma=GAMMA)
+    est, hp = B.make_estimator(cfg, env, p), B.default_hparams(cfg)
 
     def one(key):
-        _, b = est(key, THETA)
+        _, b = est(key, THETA, hp)
         out = []
         for M in (5, 10, 20):  # the first M of the same 20 episodes: one compiled program
             U, y = b.traj_score[:M], b.ret[:M]
@@ -259,10 +265,10 @@ def test_bac_improves_lqr_return(lqr):
     """BAC: 40 updates x 5 episodes (4000 env steps) raise J(theta) from -30.5 to above -5."""
     env, p = lqr
     cfg = B.BACConfig(num_episodes=5, num_updates=40, gamma=GAMMA)
-    state, m = jax.jit(B.make_train(cfg, env, p))(jax.random.PRNGKey(0))
+    state, m = jax.jit(B.make_train(cfg, env, p))(jax.random.PRNGKey(0), B.default_hparams(cfg))
     J0, J1 = float(lqr_exact_return(THETA, p, GAMMA)), float(lqr_exact_return(state.theta, p, GAMMA))
     assert J0 < -30 and J1 > -5, (J0, J1)
-    assert np.isfinite(np.asarray(m["return"])).all()
+    assert all(np.isfinite(np.asarray(v)).all() for v in m.values())
 
 
 def test_train_vmaps_over_seeds_and_hparams(lqr):
@@ -319,8 +325,11 @@ def test_bad_config_and_hparams_raise(lqr):
         B.make_train(B.BPGConfig(estimator="bogus"), env, p)
     with pytest.raises(ValueError, match="fisher"):
         B.make_train(B.BACConfig(fisher="bogus"), env, p)
-    with pytest.raises(ValueError, match="gamma"):
+    with pytest.raises(ValueError, match="BPGConfig.gamma"):
         B.make_train(B.BPGConfig(gamma=0.0), env, p)
+    for field, bad in (("num_updates", 2.0), ("horizon", True), ("eval_episodes", 0)):
+        with pytest.raises(ValueError, match=f"BACConfig.{field}"):
+            B.make(B.BACConfig(**{field: bad}), env, p)
     with pytest.raises(ValueError, match="init_theta"):
         B.make_train(B.BPGConfig(init_theta=(0.0,)), env, p)
     mc_env, mc_p = make("gymnax:MountainCar-v0")
@@ -331,6 +340,8 @@ def test_bad_config_and_hparams_raise(lqr):
     train = B.make_train(B.BPGConfig(num_updates=1), env, p)
     with pytest.raises(ValueError, match="noise_var"):
         train(jax.random.PRNGKey(0), B.default_hparams(B.BPGConfig(), noise_var=0.0))
+    with pytest.raises(ValueError, match="gamma"):  # gamma is a traced hparam, checked where concrete
+        train(jax.random.PRNGKey(0), B.default_hparams(B.BPGConfig(), gamma=1.5))
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
         B.default_hparams(B.BPGConfig(), lr=1.0)
 
@@ -338,9 +349,112 @@ def test_bad_config_and_hparams_raise(lqr):
 def test_mountain_car_policy_uses_two_actions():
     env, p = make("gymnax:MountainCar-v0")
     cfg = B.BACConfig(num_episodes=2, horizon=30, sparse=True, dictionary_size=16)
-    post, batch = jax.jit(B.make_estimator(cfg, env, p))(jax.random.PRNGKey(0), jnp.zeros(32))
+    post, batch = jax.jit(B.make_estimator(cfg, env, p))(jax.random.PRNGKey(0), jnp.zeros(32), B.default_hparams(cfg))
     assert post.mean.shape == (32,) and np.isfinite(np.asarray(post.mean)).all()
     spec = B.make_policy(cfg, env, p)
     acts = jax.vmap(lambda k: spec.to_env(spec.sample(jnp.zeros(32), jnp.array([-0.5, 0.0]), k)))(
         jax.random.split(jax.random.PRNGKey(1), 100))
     assert set(np.unique(np.asarray(acts)).tolist()) == {0, 2}
+
+
+# ----------------------------------------------------------------------------- the agent protocol
+
+
+def test_protocol_metrics_segments_and_evaluate(lqr):
+    """Registry ``make`` -> Agent; segment metrics have the shared keys and leading axis [n];
+    two segments of 2 equal one of 4 (same key stream); evaluate matches the exact LQR return."""
+    env, p = lqr
+    for name in ("bpg", "bac"):
+        entry = agents.get(name)
+        cfg = entry.config(num_episodes=3, horizon=10, num_updates=4, eval_episodes=4000)
+        agent = entry.make(cfg, env, p)
+        assert agent.steps_per_update == 30 and agent.num_updates == 4 and agent.counter == "env_steps"
+        hp = entry.default_hparams(cfg)
+        seg = jax.jit(agent.segment, static_argnums=2)
+        s0 = agent.init(jax.random.PRNGKey(0), hp)
+        s4, m4 = seg(s0, hp, 4)
+        s2, m2a = seg(s0, hp, 2)
+        s2, m2b = seg(s2, hp, 2)
+        np.testing.assert_array_equal(s4.theta, s2.theta)
+        np.testing.assert_array_equal(m4["episode_return"], np.concatenate([m2a["episode_return"], m2b["episode_return"]]))
+        np.testing.assert_array_equal(m4["env_steps"], [30, 60, 90, 120])
+        np.testing.assert_array_equal(m4["episodes"], [3, 3, 3, 3])
+        for k in ("episode_return", "disc_return", "grad_norm", "cov_trace", "step_size", "step_norm", "episode_length"):
+            assert m4[k].shape == (4,) and np.isfinite(np.asarray(m4[k])).all(), k
+        assert m4["theta"].shape == (4, 2)
+        np.testing.assert_array_equal(m4["theta"][0], THETA)
+        ev = jax.jit(agent.evaluate)(s4, jax.random.PRNGKey(1))
+        assert set(ev) == {"eval_return", "eval_exact_return"}
+        exact = float(lqr_exact_return(s4.theta, p, 1.0, 10))
+        assert abs(float(ev["eval_return"]) - exact) < 0.05 * abs(exact), (ev, exact)
+        # make_train is the core composition
+        st, m = jax.jit(B.make_train(cfg, env, p))(jax.random.PRNGKey(0), hp)
+        np.testing.assert_array_equal(st.theta, s4.theta)
+
+
+def test_mountain_car_evaluate_and_counter():
+    env, p = make("gymnax:MountainCar-v0")
+    cfg = B.BACConfig(num_episodes=2, horizon=30, num_updates=2, sparse=True, dictionary_size=8, eval_episodes=3)
+    agent = B.make(cfg, env, p)
+    st, m = jax.jit(make_train(agent))(jax.random.PRNGKey(0), B.default_hparams(cfg))
+    np.testing.assert_array_equal(m["env_steps"], [60, 120])
+    ev = jax.jit(agent.evaluate)(st, jax.random.PRNGKey(1))
+    assert set(ev) == {"eval_return"} and float(ev["eval_return"]) == -30.0  # no goal within 30 steps
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(B.BayesHParams)])
+def test_nan_hparam_gives_nonfinite_first_update(lqr, field):
+    """A NaN hyper-parameter is not refused at init and shows in the first update's metrics
+    (also one the mode ignores, e.g. the ALD threshold of a dense GP)."""
+    env, p = lqr
+    for cfg in (B.BPGConfig(num_episodes=2, horizon=5, num_updates=1), B.BACConfig(num_episodes=2, horizon=5, num_updates=1)):
+        hp = B.default_hparams(cfg, **{field: np.nan})
+        _, m = B.make_train(cfg, env, p)(jax.random.PRNGKey(0), hp)
+        assert not all(np.isfinite(np.asarray(v)).all() for v in m.values() if np.ndim(v) == 1), field
+
+
+_TINY = dict(num_episodes=4, horizon=5, num_updates=3)
+_ALT = dict(estimator="mc", fisher="trajectory", policy="linear_gaussian", actions=(0, 1), init_theta=(-0.3, 0.1),
+            gamma=0.9)
+
+
+@pytest.mark.slow
+def test_every_knob_bpg(lqr):
+    """Every BPG field and hparam changes training (Model 1, so the fisher form matters)."""
+    env, p = lqr
+    report = check_every_knob("bpg", B.BPGConfig(estimator="bpg1", **_TINY), env, p, alternatives=_ALT)
+    assert report["estimator"] == "changes" and report["hp.gamma"] == "changes"
+
+
+@pytest.mark.slow
+def test_every_knob_bac(lqr):
+    env, p = lqr
+    alt = {k: v for k, v in _ALT.items() if k != "estimator"} | {"fisher": "step"}
+    report = check_every_knob("bac", B.BACConfig(**_TINY), env, p, alternatives=alt)
+    assert report["natural"] == "changes" and report["hp.noise_var"] == "changes"
+
+
+def _final(cfg, env, p, **hp):
+    out = jax.jit(B.make_train(cfg, env, p))(jax.random.PRNGKey(0), B.default_hparams(cfg, **hp))
+    return _fingerprint(out)
+
+
+def test_inert_knobs_act_where_they_apply(lqr):
+    """The INERT entries that are mode-dependent do change training in the mode they belong to."""
+    env, p = lqr
+    sp = B.BPGConfig(estimator="bpg1", sparse=True, dictionary_size=3, **_TINY)
+    base = _final(sp, env, p)
+    assert _differs(base, _final(dataclasses.replace(sp, dictionary_size=4), env, p))
+    assert _differs(base, _final(sp, env, p, ald_threshold=0.5))
+    bac = B.BACConfig(**_TINY)
+    base = _final(bac, env, p)
+    assert _differs(base, _final(bac, env, p, fisher_coef=1.5))
+    assert _differs(base, _final(bac, env, p, state_width=0.5))
+    assert _differs(base, _final(bac, env, p, max_step_norm=1e-3))
+    mc_env, mc_p = make("gymnax:MountainCar-v0")
+    mcc = B.BACConfig(num_episodes=2, horizon=20, num_updates=2, sparse=True, dictionary_size=8, init_theta=None)
+    base = _final(mcc, mc_env, mc_p, step_size=1.0)
+    assert _differs(base, _final(dataclasses.replace(mcc, actions=(0, 1)), mc_env, mc_p, step_size=1.0))
+    assert _differs(base, _final(dataclasses.replace(mcc, rbf_grid=3), mc_env, mc_p, step_size=1.0))
+    assert set(B.INERT) <= {f.name for f in dataclasses.fields(B.BPGConfig)} | {
+        "hp." + f.name for f in dataclasses.fields(B.BayesHParams)}

@@ -1,11 +1,16 @@
 """Martingale policy evaluation (Jia & Zhou 2022) on the closed-form diffusion tasks."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _knobs import _differs, _fingerprint, check_every_knob
+from rlsuite import agents
 from rlsuite.agents import martingale as mg
+from rlsuite.core.agent import make_train as make_train_of
 from rlsuite.core.rollout import rollout_episodes
 from rlsuite.envs import make
 from rlsuite.envs.diffusion import dt_grid_params, with_dt, zero_policy
@@ -74,7 +79,7 @@ def test_lstd_and_ml_recover_ou(ou):
         cfg, st, metrics = run(env, p, method=method, num_paths=10_000)
         np.testing.assert_allclose(st.theta, THETA_OU, atol=0.02, err_msg=method)
         assert float(mg.relative_l2_error(cfg, env, p, st.theta)) < 0.04
-        assert float(metrics["residual"]) < 1e-4
+        assert metrics["residual"].shape == (1,) and float(metrics["residual"][-1]) < 1e-4
 
 
 def test_lstd_and_ml_recover_bm_terminal():
@@ -230,6 +235,10 @@ def test_invalid_dt_and_shapes_raise(ou):
         mg.make_train(mg.MartingaleConfig(method="lstd", mode="online"), env, p)
     with pytest.raises(ValueError, match="num_paths"):
         mg.make_train(mg.MartingaleConfig(num_paths=0), env, p)
+    with pytest.raises(ValueError, match="num_iterations"):
+        mg.make_train(mg.MartingaleConfig(num_iterations=2.0), env, p)  # floats are refused
+    with pytest.raises(ValueError, match="dt must be a positive number"):
+        mg.default_hparams(cfg, dt=-0.1)  # without env_params: only the sign can be checked
     with pytest.raises(ValueError, match="unknown hparam"):
         mg.default_hparams(cfg, p, learning_rate=0.1)
     with pytest.raises(ValueError, match="no parameter"):
@@ -259,19 +268,206 @@ def test_invalid_dt_and_shapes_raise(ou):
         )
 
 
+# ----------------------------------------------------------------------------- agent protocol
+
+TINY_ENV = dict(dt=0.2)  # K = 15; num_steps=30 leaves room for the knob test's hp.dt = 0.1
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return make("diffusion:ou", **TINY_ENV)
+
+
+def test_protocol_registry_entry_and_env_dt_sentinel(tiny):
+    env, p = tiny
+    entry = agents.get("martingale")
+    assert entry.load() is mg and mg.Config is mg.MartingaleConfig and mg.HParams is mg.MartingaleHParams
+    cfg = entry.smoke_config()
+    hp = entry.default_hparams(cfg)  # the protocol's call: no env, dt = 0 -> the env's dt
+    assert float(hp.dt) == 0.0 and all(x.dtype == jnp.float32 for x in jax.tree.leaves(hp))
+    agent = entry.make(cfg, env, p)
+    assert (agent.num_updates, agent.steps_per_update) == (cfg.num_iterations, cfg.num_paths * 15)
+    assert agent.counter == "env_steps" and agent.score == "eval_value_error"
+    assert not agent.higher_is_better
+    st, m = jax.jit(make_train_of(agent))(jax.random.PRNGKey(0), hp)
+    st2, m2 = jax.jit(mg.make_train(cfg, env, p))(jax.random.PRNGKey(0), mg.default_hparams(cfg, p))
+    np.testing.assert_array_equal(st.theta, st2.theta)  # dt = 0 is exactly the env's dt
+    assert set(m) == {"env_steps", "mean_sq_td", "theta_norm", "residual"}
+    assert all(v.shape == (cfg.num_iterations,) and bool(jnp.isfinite(v).all()) for v in m.values())
+    ev = agent.evaluate(st, jax.random.PRNGKey(1))
+    assert set(ev) == {"eval_value_error"}
+    np.testing.assert_allclose(ev["eval_value_error"], mg.relative_l2_error(cfg, env, p, st.theta_avg))
+
+
+def _segments(agent, hp, lengths, key=0):
+    st = agent.init(jax.random.PRNGKey(key), hp)
+    out = []
+    for n in lengths:
+        st, m = jax.jit(agent.segment, static_argnums=2)(st, hp, n)
+        out.append(m)
+    return st, jax.tree.map(lambda *x: jnp.concatenate(x), *out)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(method="lstd"), dict(method="ml"), dict(method="mstde"), dict(method="td0", mode="online")],
+    ids=["lstd", "ml", "mstde", "td0-online"],
+)
+def test_segments_resume_to_the_one_call_run(tiny, kw):
+    env, p = tiny
+    cfg = mg.MartingaleConfig(**kw, num_paths=32, num_iterations=3)
+    agent = mg.make(cfg, env, p)
+    hp = mg.default_hparams(cfg)
+    full, m_full = jax.jit(make_train_of(agent))(jax.random.PRNGKey(0), hp)
+    seg, m_seg = _segments(agent, hp, (1, 2))
+    for a, b in zip(jax.tree.leaves((full, m_full)), jax.tree.leaves((seg, m_seg))):
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(m_full["env_steps"], 32 * 15 * np.arange(1, 4))
+
+
+def test_closed_form_updates_pool_the_batches(tiny):
+    """After all batches, the running sums give exactly the one-shot solve on all the paths."""
+    env, p = tiny
+    cfg = mg.MartingaleConfig(method="lstd", num_paths=64, num_iterations=3)
+    hp = mg.default_hparams(cfg, p)
+    st, m = jax.jit(mg.make_train(cfg, env, p))(jax.random.PRNGKey(4), hp)
+    key, _ = jax.random.split(jax.random.PRNGKey(4))
+    gamma = jnp.exp(-p.beta * p.dt)
+    A, b = 0.0, 0.0
+    for k in jax.random.split(key, 4)[1:]:  # the batch keys (the pre-protocol layout)
+        tr = rollout_episodes(env, p, zero_policy, None, k, 64, 15)
+        Aj, bj = mg.lstd_statistics(env.features(tr.obs, p), env.features(tr.next_obs, p), tr.reward, tr.terminated, tr.mask, gamma)
+        A, b = A + Aj / 64, b + bj / 64
+    np.testing.assert_allclose(st.theta, mg.lstd_solve(A / 3, b / 3, cfg.ridge), rtol=1e-5)
+    np.testing.assert_allclose(st.G, A, rtol=1e-5)
+    assert int(st.step) == 3 and float(m["residual"][-1]) < 1e-4
+
+
+@pytest.mark.parametrize("method", ["lstd", "td0"])
+def test_nan_hparams_give_non_finite_first_update(tiny, method):
+    env, p = tiny
+    cfg = mg.MartingaleConfig(method=method, num_paths=8, num_iterations=2)
+    agent = mg.make(cfg, env, p)
+    hp0 = mg.default_hparams(cfg)
+    for name in ("lr", "lam", "dt"):  # lam (and for lstd lr) are otherwise unused
+        hp = hp0.replace(**{name: jnp.float32(jnp.nan)})
+        _, m = jax.jit(agent.segment, static_argnums=2)(agent.init(jax.random.PRNGKey(0), hp0), hp, 1)
+        assert not bool(jnp.isfinite(m["theta_norm"][0])), (method, name)
+
+
+def test_evaluate_without_closed_form_value(tiny):
+    env, p = tiny
+
+    class NoValue(type(env)):  # the OU task, pretending its value function is unknown
+        value = None
+
+    nv = NoValue()
+    del_attr = type("NV", (NoValue,), {})  # noqa: F841  (value=None is still an attribute)
+    cfg = mg.MartingaleConfig(method="lstd", num_paths=16)
+    agent = mg.make(cfg, env, p)
+    assert agent.score == "eval_value_error"
+    assert nv.value is None  # has the attribute: the closed-form path; a real env without it:
+    agent2 = mg.make(cfg, _WithoutValue(env), p)
+    assert agent2.score == "eval_mean_sq_td"
+    st = agent2.init(jax.random.PRNGKey(0), mg.default_hparams(cfg))
+    st, _ = agent2.segment(st, mg.default_hparams(cfg), 1)
+    ev = agent2.evaluate(st, jax.random.PRNGKey(1))
+    assert set(ev) == {"eval_mean_sq_td"} and bool(jnp.isfinite(ev["eval_mean_sq_td"]))
+
+
+class _WithoutValue:
+    """A diffusion task without a closed-form ``value`` (delegates everything else)."""
+
+    def __init__(self, env):
+        self._env = env
+
+    def __getattr__(self, name):
+        if name in ("value", "state_grid"):
+            raise AttributeError(name)
+        return getattr(self._env, name)
+
+
+def _tiny(**kw):
+    return mg.MartingaleConfig(**{**dict(num_paths=8, num_iterations=3, num_steps=30), **kw})
+
+
+def test_every_knob_td0_offline(tiny):
+    env, p = tiny
+    report = check_every_knob(
+        "martingale",
+        _tiny(method="td0"),
+        env,
+        p,
+        alternatives=dict(
+            method="tdlambda", value="mlp", mode="online", solver="sgd", num_steps=31, hidden=(4,),
+            optimizer="adam", gtd_metric="identity", beta=1.5,
+        ),
+    )
+    assert report["num_paths"] == report["hp.dt"] == report["mode"] == "changes", report
+
+
+def test_every_knob_lstd(tiny):
+    env, p = tiny
+    report = check_every_knob(
+        "martingale",
+        _tiny(method="lstd", num_iterations=2),
+        env,
+        p,
+        alternatives=dict(
+            method="ml", solver="sgd", num_steps=31, hidden=(4,), optimizer="adam", gtd_metric="identity",
+            beta=1.5,
+        ),
+        skip=dict(value="lstd needs value='linear'", mode="lstd is a batch method (online is refused)"),
+    )
+    assert report["ridge"].startswith("inert") and report["num_iterations"] == "changes", report
+
+
+@pytest.mark.parametrize(
+    "knob,cfg_kw,alt",
+    [
+        ("solver", dict(method="ml"), "sgd"),
+        ("hidden", dict(method="td0", value="mlp", hidden=(4,)), (5,)),
+        ("optimizer", dict(method="td0"), "adam"),
+        ("average_tail", dict(method="td0"), 0.0),
+        ("gtd_metric", dict(method="gtd"), "identity"),
+        ("ridge", dict(method="ml"), 1e-2),
+        ("hp.lr", dict(method="td0"), None),
+        ("hp.lr_decay", dict(method="td0"), None),
+        ("hp.lr_w", dict(method="gtd"), None),
+        ("hp.lam", dict(method="tdlambda"), None),
+    ],
+)
+def test_inert_knobs_act_where_they_apply(tiny, knob, cfg_kw, alt):
+    """Every entry of ``INERT`` is conditional: it changes the result for the methods it names."""
+    assert knob in mg.INERT
+    env, p = tiny
+    cfg = _tiny(**cfg_kw)
+    hp = mg.default_hparams(cfg)
+
+    def fp(c, h):
+        return _fingerprint(jax.jit(mg.make_train(c, env, p))(jax.random.PRNGKey(0), h))
+
+    base = fp(cfg, hp)
+    if knob.startswith("hp."):
+        name = knob[3:]
+        new = fp(cfg, hp.replace(**{name: getattr(hp, name) * 1.5}))
+    else:
+        new = fp(dataclasses.replace(cfg, **{knob: alt}), hp)
+    assert _differs(base, new), knob
+
+
 # ----------------------------------------------------------------------------- slow
 
 
 @pytest.mark.slow
 def test_lstd_target_ou_1e4_paths_dt_001(ou):
-    """Issue target: LSTD at dt = 0.01, 10^4 paths, within 2% relative L2, under a minute."""
-    import time
-
+    """Issue target: LSTD at dt = 0.01, 10^4 paths (4 batches), within 2% relative L2 (the time
+    is measured by benchmarks/martingale_lstd.py, not asserted here)."""
     env, p = ou
-    t0 = time.perf_counter()
-    cfg, st, _ = run(env, p, method="lstd", num_paths=2500, num_iterations=4)
+    cfg, st, metrics = run(env, p, method="lstd", num_paths=2500, num_iterations=4)
     err = float(mg.relative_l2_error(cfg, env, p, st.theta))
-    assert err < 0.02 and time.perf_counter() - t0 < 60.0
+    assert err < 0.02
+    np.testing.assert_array_equal(metrics["env_steps"], 2500 * 300 * np.arange(1, 5))
 
 
 @pytest.mark.slow

@@ -37,13 +37,13 @@ class AgentEntry:
     """The env ``rlsuite train NAME`` uses without ``--env``."""
     config_name: str = "Config"
     """Config class in the module."""
-    variant: Mapping[str, Any] = MappingProxyType({})
+    variant: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Config field values that make this entry's variant."""
     smoke_env: str | None = None
     """Env of the tiny smoke run (default: ``default_env``)."""
-    smoke: Mapping[str, Any] = MappingProxyType({})
+    smoke: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Config overrides of the tiny smoke run (seconds on CPU)."""
-    smoke_data: Mapping[str, Any] = MappingProxyType({})
+    smoke_data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Offline agents: ``rlsuite.data.BuildSpec`` fields of the smoke dataset."""
 
     # -- module access
@@ -69,10 +69,10 @@ class AgentEntry:
         from rlsuite.core.agent import check_agent
 
         if not isinstance(config, self.config_cls):
-            raise ValueError(f"agent {self.name!r} needs a {self.config_name}, got {type(config).__name__}")
+            raise ValueError(f"agent {self.name!r} needs a {self.config_cls.__name__}, got {type(config).__name__}")
         for k, v in self.variant.items():
             if getattr(config, k) != v:
-                raise ValueError(f"agent {self.name!r} has {self.config_name}.{k}={v!r}, got {getattr(config, k)!r}")
+                raise ValueError(f"agent {self.name!r} has {self.config_cls.__name__}.{k}={v!r}, got {getattr(config, k)!r}")
         if self.kind == "offline" and data is None:
             raise ValueError(f"agent {self.name!r} is offline: pass data= (a dataset; `rlsuite train {self.name} --data PATH`)")
         if self.kind != "offline" and data is not None:
@@ -114,7 +114,7 @@ REGISTRY: dict[str, AgentEntry] = {
         _e("bac", "bayes_pg", "Bayesian actor-critic, GPTD critic (Ghavamzadeh & Engel 2007)",
            "episodic", "lqr:lqr-1d", config_name="BACConfig", smoke=_BAYES_SMOKE),
         _e("martingale", "martingale", "Martingale policy evaluation / TD in continuous time (Jia & Zhou 2022)",
-           "evaluation", "diffusion:ou", smoke=dict(num_paths=16)),
+           "evaluation", "diffusion:ou", smoke=dict(num_paths=16, num_iterations=4)),
         _e("odice", "odice", "O-DICE, orthogonal-gradient DICE offline RL / IL (Mao et al. 2024)",
            "offline", "brax:hopper", smoke_env="gymnax:Pendulum-v1",
            smoke=dict(_OFFLINE_SMOKE, value_hidden=(16, 16), policy_hidden=(16, 16)), smoke_data=_OFFLINE_DATA),

@@ -19,6 +19,9 @@ from flax import struct
 
 from rlsuite.agents import actor_critic as ac
 from rlsuite.core import networks as nets
+from rlsuite.core import validate as V
+from rlsuite.core.agent import Agent
+from rlsuite.core.agent import make_train as make_train_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +58,8 @@ class A2CConfig:
     """Default value-loss coefficient."""
     max_grad_norm: float = 0.5
     """Default global gradient-norm clip."""
+    eval_episodes: int = 16
+    """Deterministic evaluation episodes per seed after each segment (evaluation only)."""
 
     @property
     def num_updates(self) -> int:
@@ -78,15 +83,12 @@ def default_hparams(config: A2CConfig) -> A2CHParams:
 
 
 def validate(config: A2CConfig) -> None:
-    ac.check_positive(config, "total_timesteps", "num_envs", "num_steps")
-    if config.num_updates < 1:
-        raise ValueError(
-            f"total_timesteps={config.total_timesteps} is less than one rollout "
-            f"(num_envs * num_steps = {config.num_envs * config.num_steps})"
-        )
-    ac.check_network(config)
-    if config.optimizer not in ("rmsprop", "adam"):
-        raise ValueError(f"A2CConfig.optimizer must be 'rmsprop' or 'adam', got {config.optimizer!r}")
+    ac.check_common(config)
+    V.choice(config, "optimizer", ("rmsprop", "adam"))
+
+
+Config, HParams = A2CConfig, A2CHParams
+INERT = {"eval_episodes": "evaluation only"}
 
 
 def a2c_loss(params, net, discrete, batch: ac.Batch, hp: A2CHParams):
@@ -96,7 +98,7 @@ def a2c_loss(params, net, discrete, batch: ac.Batch, hp: A2CHParams):
     value_loss = 0.5 * ((value - batch.target) ** 2).mean()
     entropy = nets.dist_entropy(discrete, dist).mean()
     total = actor_loss + hp.vf_coef * value_loss - hp.ent_coef * entropy
-    return total, {"actor_loss": actor_loss, "value_loss": value_loss, "entropy": entropy}
+    return total, {"loss/actor": actor_loss, "loss/value": value_loss, "entropy": entropy}
 
 
 def _learn(state: ac.ACState, batch: ac.Batch, hp, net, discrete, optimizer, key):
@@ -116,22 +118,15 @@ def _optimizer_fn(config: A2CConfig):
     return optimizer_fn
 
 
-def make_segments(config: A2CConfig, env, env_params, updates_per_segment: int):
+def make(config: A2CConfig, env, env_params) -> Agent:
+    """The protocol :class:`~rlsuite.core.agent.Agent` (one gradient step per rollout)."""
     validate(config)
-    if int(updates_per_segment) <= 0:
-        raise ValueError(f"updates_per_segment must be positive, got {updates_per_segment}")
-    return ac.make_segments(config, env, env_params, _learn, _optimizer_fn(config), int(updates_per_segment))
+    return ac.make_agent(config, env, env_params, _learn, _optimizer_fn(config))
 
 
 def make_train(config: A2CConfig, env, env_params):
     """``train(key, hparams) -> (ACState, metrics)``; see :func:`rlsuite.agents.ppo.make_train`."""
-    validate(config)
-    init_fn, segment_fn = make_segments(config, env, env_params, config.num_updates)
-
-    def train(key, hp: A2CHParams):
-        return segment_fn(init_fn(key, hp), hp)
-
-    return train
+    return make_train_of(make(config, env, env_params))
 
 
 def make_policy(config: A2CConfig, env, env_params, deterministic: bool = False):
@@ -141,7 +136,3 @@ def make_policy(config: A2CConfig, env, env_params, deterministic: bool = False)
 
 def policy_params(state: ac.ACState):
     return (state.params, state.obs_stats)
-
-
-def evaluate(config: A2CConfig, env, env_params, state: ac.ACState, key, num_episodes: int = 16):
-    return ac.evaluate(config, env, env_params, policy_params(state), key, num_episodes)

@@ -2,8 +2,9 @@
 
 Nothing here knows a loss: it builds the network and optimiser, acts through the rollout
 engine, computes GAE targets (bootstrapping time-outs from ``V(next_obs)``), keeps the
-normalisation statistics in the learner state, and scans ``update`` over a segment.  An agent
-supplies its ``learn(state, batch, hp) -> (params, opt_state, loss_metrics)``.
+normalisation statistics in the learner state, and builds the protocol
+:class:`~rlsuite.core.agent.Agent` (:func:`make_agent`).  An agent supplies its
+``learn(state, batch, hp, net, discrete, optimizer, key) -> (params, opt_state, loss_metrics)``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import optax
 from flax import struct
 
 from rlsuite.core import networks as nets
+from rlsuite.core import validate as V
+from rlsuite.core.agent import Agent, scan_segment
 from rlsuite.core.normalize import RewardScaler, RunningStats, normalize_obs
 from rlsuite.core.returns import gae
-from rlsuite.core.rollout import init_rollout, rollout
+from rlsuite.core.rollout import init_rollout, rollout, rollout_episodes
 from rlsuite.core.types import RolloutState
 from rlsuite.envs.wrappers import ClipAction, FlattenObservation
 
@@ -46,20 +49,15 @@ class Batch:
     target: jax.Array  # [T, N] value targets
 
 
-def check_positive(config, *names: str) -> None:
-    for n in names:
-        v = getattr(config, n)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise ValueError(f"{type(config).__name__}.{n} must be positive, got {v!r}")
-
-
-def check_network(config) -> None:
-    """Validate the network fields shared by the actor-critic configs."""
-    if not config.hidden or any(int(h) <= 0 for h in config.hidden):
-        raise ValueError(f"{type(config).__name__}.hidden sizes must be positive, got {tuple(config.hidden)}")
-    if config.activation not in nets.ACTIVATIONS:
+def check_common(config) -> None:
+    """Validate the fields shared by the actor-critic configs (one clear message each)."""
+    V.positive_ints(config, "total_timesteps", "num_envs", "num_steps", "eval_episodes")
+    V.sizes(config, "hidden")
+    V.choice(config, "activation", sorted(nets.ACTIVATIONS))
+    if config.num_updates < 1:
         raise ValueError(
-            f"{type(config).__name__}.activation {config.activation!r} is unknown; choose one of {sorted(nets.ACTIVATIONS)}"
+            f"{type(config).__name__}.total_timesteps={config.total_timesteps} is less than one rollout "
+            f"(num_envs * num_steps = {config.num_envs * config.num_steps})"
         )
 
 
@@ -139,56 +137,44 @@ def collect(config, env, env_params, net, policy, state: ACState, hp):
     adv, target = gae(reward, tr.extras["value"], next_value, tr.terminated, tr.done, hp.gamma, hp.gae_lambda)
     batch = Batch(obs_n, tr.action, tr.extras["log_prob"], tr.extras["value"], adv, target)
     done = tr.done.astype(jnp.float32)
+    episodes = done.sum()
     ep = {
-        "return_sum": (tr.episode_return * done).sum(),
-        "length_sum": (tr.episode_length * done).sum(),
-        "episodes": done.sum(),
+        "episode_return": (tr.episode_return * done).sum() / jnp.maximum(episodes, 1.0),
+        "episode_length": (tr.episode_length * done).sum() / jnp.maximum(episodes, 1.0),
+        "episodes": episodes,
     }
     obs_stats = state.obs_stats.update(tr.obs) if config.normalize_obs else state.obs_stats
     state = state.replace(rollout=carry, obs_stats=obs_stats, reward_scaler=scaler)
     return state, batch, ep
 
 
-def make_segments(config, env, env_params, learn, optimizer_fn, updates_per_segment: int):
-    """Build ``init_fn(key, hp) -> ACState`` and ``segment_fn(state, hp) -> (state, metrics)``.
+def make_agent(config, env, env_params, learn, optimizer_fn) -> Agent:
+    """The protocol :class:`~rlsuite.core.agent.Agent` of an actor-critic config.
 
-    ``learn(state, batch, hp, net, discrete, optimizer) -> (params, opt_state, loss_metrics)``.
-    ``metrics`` leaves have shape ``[updates_per_segment]``.
+    ``learn(state, batch, hp, net, discrete, optimizer, key) -> (params, opt_state, loss_metrics)``
+    supplies the loss; ``optimizer_fn(hp)`` the optimiser.  One update = one rollout of
+    ``num_envs x num_steps`` steps + ``learn``; ``evaluate`` runs ``config.eval_episodes``
+    deterministic episodes from fresh resets.
     """
     env, net, discrete = make_network(config, env, env_params)
     policy = make_policy_fn(net, discrete, config.normalize_obs)
+    greedy = make_policy_fn(net, discrete, config.normalize_obs, deterministic=True)
+    steps_per_update = config.num_envs * config.num_steps
+    horizon = int(getattr(env_params, "max_steps_in_episode", 1000))
 
-    def init_fn(key, hp):
+    def init(key, hp):
         return init_state(config, env, env_params, net, optimizer_fn(hp), key)
 
-    def one_update(state: ACState, hp):
+    def update(state: ACState, hp):
         state, batch, ep = collect(config, env, env_params, net, policy, state, hp)
         key, k_learn = jax.random.split(state.key)
         params, opt_state, loss_m = learn(state, batch, hp, net, discrete, optimizer_fn(hp), k_learn)
         state = state.replace(params=params, opt_state=opt_state, key=key, update=state.update + 1)
-        return state, {**ep, **loss_m}
+        return state, {"env_steps": state.update * steps_per_update, **ep, **loss_m}
 
-    def segment_fn(state, hp):
-        # Updates past config.num_updates (the tail of the last segment when the segment size
-        # does not divide it) leave the state unchanged and are reported with valid = 0.
-        def body(s, _):
-            new, m = one_update(s, hp)
-            valid = s.update < config.num_updates
-            new = jax.tree.map(lambda a, b: jnp.where(valid, a, b), new, s)
-            return new, {**m, "valid": valid.astype(jnp.float32)}
+    def evaluate(state: ACState, key):
+        traj = rollout_episodes(env, env_params, greedy, (state.params, state.obs_stats), key,
+                                config.eval_episodes, horizon)
+        return {"eval_return": traj.episode_return.mean()}
 
-        return jax.lax.scan(body, state, None, length=updates_per_segment)
-
-    return init_fn, segment_fn
-
-
-def evaluate(config, env, env_params, policy_params, key, num_episodes: int = 16, horizon: int | None = None):
-    """Mean undiscounted return of the deterministic policy over fresh episodes (episode mode)."""
-    from rlsuite.core.rollout import rollout_episodes
-
-    env, net, discrete = make_network(config, env, env_params)
-    policy = make_policy_fn(net, discrete, config.normalize_obs, deterministic=True)
-    if horizon is None:
-        horizon = int(getattr(env_params, "max_steps_in_episode", 1000))
-    traj = rollout_episodes(env, env_params, policy, policy_params, key, num_episodes, horizon)
-    return traj.episode_return
+    return Agent(init, scan_segment(update), evaluate, config.num_updates, steps_per_update)

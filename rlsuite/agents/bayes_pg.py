@@ -13,9 +13,12 @@ The file reads like the paper's algorithm boxes:
 3. gradient estimators on one batch: MC (REINFORCE), BPG Model 1 (quadratic Fisher kernel),
    BPG Model 2 (Fisher kernel), each dense or ALD-sparsified, and BAC (MC-GPTD critic with
    ``k = k_x + c_F * Fisher``); each returns a :class:`Posterior` (mean, covariance, natural);
-4. ``make_train(config, env, env_params) -> train(key, hparams)``: sample M episodes with
-   :func:`rlsuite.core.rollout.rollout_episodes`, estimate, step
-   ``theta += beta_j * direction`` with ``beta_j = beta_0 beta_c / (beta_c + j)``.
+4. the agent protocol (:mod:`rlsuite.core.agent`): ``make(config, env, env_params) -> Agent``
+   whose update samples M episodes with :func:`rlsuite.core.rollout.rollout_episodes`,
+   estimates, and steps ``theta += beta_j * direction`` with
+   ``beta_j = beta_0 beta_c / (beta_c + j)``; ``evaluate`` runs ``eval_episodes`` fresh episodes
+   at ``theta`` (plus the exact expected return on the LQR); ``make_train`` is
+   ``rlsuite.core.agent.make_train(make(...))``.
 
 Choices where the sheet is unsure, and deviations (with reasons):
 
@@ -40,8 +43,15 @@ Choices where the sheet is unsure, and deviations (with reasons):
   (Engel's per-step ``c, d, s`` recursion gives the same posterior); the gradient uses the
   dictionary scores (sheet: derived, not confirmed against the paper's text).
 - The step-size constants ``beta_0, beta_c`` and the BPG noise ``sigma^2`` are not given in
-  the sheet; defaults here are ours (see the experiments README).  ``max_step_norm`` (default
-  infinite) optionally clips the update norm for the unstable LQR regime (``|1+lambda|>1``).
+  the sheet; defaults here are ours (see the experiments README).  ``max_step_norm`` clips the
+  update norm for the unstable LQR regime (``|1+lambda|>1``); its default is 0.5, the value of
+  every LQR experiment (unclipped, the default step size diverged on 6 of 16 seeds of the
+  default LQR config, and on most seeds of the registry's smoke config; clipped, none did, with
+  the same median return).
+- ``gamma`` is a traced hyper-parameter (``hp.gamma``, so sweeps can vmap over it); the config
+  field ``gamma`` is its default (``default_hparams``), as in PPO.  Hyper-parameters are checked
+  eagerly where they are concrete (``init`` outside ``jit``): out-of-range values raise, NaN is
+  let through so the runner's non-finite stop sees it in the first update's metrics.
 - LQR policy ``a ~ N(lambda x, sigma^2)``, ``theta = (lambda, log sigma)``, initial
   ``theta = (-0.2, log 1.0)``, ``gamma = 0.95`` (sheet: unverified/unspecified).
 - Mountain car: gymnax ``MountainCar-v0`` with the policy restricted to env actions ``{0, 2}``
@@ -64,8 +74,11 @@ from gymnax.environments import spaces
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 from rlsuite.agents import gp
+from rlsuite.core import agent as core_agent
+from rlsuite.core import validate as V
 from rlsuite.core.returns import reward_to_go
 from rlsuite.core.rollout import rollout_episodes
+from rlsuite.envs.lqr import LQR1D, lqr_exact_return
 
 ESTIMATORS = ("mc", "bpg1", "bpg2")
 FISHER_FORMS = ("step", "trajectory", "step_sum")
@@ -89,7 +102,7 @@ class BPGConfig:
     num_updates: int = 100
     """Number of policy updates."""
     gamma: float = 0.95
-    """Discount of the trajectory return R = sum_t gamma^t r_t."""
+    """Discount of the trajectory return R = sum_t gamma^t r_t (default of the traced hp.gamma)."""
     fisher: str = "step"
     """Fisher estimate: "step" (1/M sum_i sum_t u u^T), "trajectory" (1/M sum_i u_i u_i^T), "step_sum"."""
     sparse: bool = False
@@ -105,6 +118,8 @@ class BPGConfig:
     init_theta: tuple[float, ...] | None = (-0.2, 0.0)
     """Initial policy parameters (None: zeros); the default (lambda, log sigma) is for the LQR's
     linear_gaussian policy and is ignored (zeros) when its length does not fit the policy."""
+    eval_episodes: int = 10
+    """Episodes (of `horizon` steps) that `evaluate` samples at the current theta."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +135,7 @@ class BACConfig:
     num_updates: int = 100
     """Number of actor updates."""
     gamma: float = 0.95
-    """Discount of the critic's returns-to-go."""
+    """Discount of the critic's returns-to-go (default of the traced hp.gamma)."""
     fisher: str = "step_sum"
     """Fisher estimate for the Fisher kernel (sheet table: sum over all steps)."""
     sparse: bool = False
@@ -135,6 +150,8 @@ class BACConfig:
     """As in BPGConfig."""
     init_theta: tuple[float, ...] | None = (-0.2, 0.0)
     """As in BPGConfig."""
+    eval_episodes: int = 10
+    """As in BPGConfig."""
 
 
 @struct.dataclass
@@ -145,15 +162,37 @@ class BayesHParams:
     step_decay: jax.Array  # beta_c; beta_j = beta_0 beta_c / (beta_c + j)
     noise_var: jax.Array  # sigma^2 of the GP (BPG) / MC-GPTD noise (BAC)
     fisher_reg: jax.Array  # eps added to the Fisher estimate
-    ald_threshold: jax.Array  # nu
+    ald_threshold: jax.Array  # nu (sparse only)
     fisher_coef: jax.Array  # c_F (BAC)
     state_width: jax.Array  # width of the Gaussian state kernel (BAC)
-    max_step_norm: jax.Array  # clip of ||beta_j direction|| (inf: none)
+    max_step_norm: jax.Array  # clip of ||beta_j direction|| (inf: none; default 0.5)
+    gamma: jax.Array  # discount of returns / returns-to-go (default: config.gamma)
+
+
+Config = BPGConfig
+"""The registry's ``bpg`` entry uses :class:`BPGConfig`, ``bac`` uses :class:`BACConfig`;
+:func:`make` dispatches on the config type."""
+HParams = BayesHParams
+
+INERT = {
+    "eval_episodes": "evaluation only",
+    "dictionary_size": "ALD capacity: used only with sparse=True",
+    "hp.ald_threshold": "ALD threshold nu: used only with sparse=True (tested there)",
+    "actions": "softmax_rbf policy only (Discrete envs; tested on mountain car)",
+    "rbf_grid": "softmax_rbf policy only (Discrete envs; tested on mountain car)",
+    "hp.fisher_coef": "c_F of the BAC kernel: unused by BPG (tested for BAC)",
+    "hp.state_width": "state-kernel width: unused by BPG (tested for BAC)",
+    "hp.max_step_norm": "acts only on steps longer than the clip (tested separately)",
+    "policy": "'auto' picks the one policy valid for the env's action space; a name only checks it",
+}
+"""Knobs that change nothing in some modes (``tests/_knobs.py``); tests/test_bayes_pg.py checks
+each of them in the mode where it acts."""
 
 
 def default_hparams(config, **overrides) -> BayesHParams:
     """Defaults: BPG ``beta_0=0.01, sigma^2=1``; BAC ``beta_0=0.01, sigma^2=9`` (sigma=3),
-    ``nu=0.1``, ``c_F=1``, state width ``1.3*0.25``; ``beta_c=inf`` (constant step)."""
+    ``nu=0.1``, ``c_F=1``, state width ``1.3*0.25``; ``beta_c=inf`` (constant step); step clip
+    ``max_step_norm=0.5``; ``gamma=config.gamma``."""
     bac = isinstance(config, BACConfig)
     hp = dict(
         step_size=0.01,
@@ -163,7 +202,8 @@ def default_hparams(config, **overrides) -> BayesHParams:
         ald_threshold=0.1 if bac else 0.0,
         fisher_coef=1.0,
         state_width=1.3 * 0.25,
-        max_step_norm=np.inf,
+        max_step_norm=0.5,
+        gamma=config.gamma,
     )
     bad = [k for k in overrides if k not in hp]
     if bad:
@@ -173,21 +213,21 @@ def default_hparams(config, **overrides) -> BayesHParams:
 
 
 def _validate_hparams(hp: BayesHParams) -> None:
-    """Check concrete hyper-parameters (skipped for traced values inside vmap/jit)."""
+    """Check concrete hyper-parameters (skipped for traced values inside vmap/jit).
+
+    Out-of-range values raise; NaN passes (the runner's non-finite stop catches it)."""
     leaves = {f.name: getattr(hp, f.name) for f in dataclasses.fields(hp)}
     if any(isinstance(v, jax.core.Tracer) for v in leaves.values()):
         return
     for name in ("step_size", "step_decay", "noise_var", "fisher_reg", "fisher_coef", "state_width", "max_step_norm"):
         v = np.asarray(leaves[name])
-        if not np.all(v > 0):
+        if np.any(v <= 0):
             raise ValueError(f"hyper-parameter {name} must be > 0, got {v}")
-    if not np.all(np.asarray(leaves["ald_threshold"]) >= 0):
+    if np.any(np.asarray(leaves["ald_threshold"]) < 0):
         raise ValueError(f"hyper-parameter ald_threshold must be >= 0, got {leaves['ald_threshold']}")
-
-
-def _positive_int(name: str, v) -> None:
-    if isinstance(v, bool) or int(v) != v or int(v) <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    g = np.asarray(leaves["gamma"])
+    if np.any((g <= 0) | (g > 1)):
+        raise ValueError(f"hyper-parameter gamma must be in (0, 1], got {g}")
 
 
 # ============================================================================= 2. policies
@@ -495,11 +535,13 @@ def estimate(config, batch: Batch, hp: BayesHParams) -> Posterior:
     return fn(U, y, G, hp.noise_var)
 
 
-# ============================================================================= 4. make_train
+# ============================================================================= 4. the agent
 
 
 @struct.dataclass
 class TrainState:
+    """``theta [n]`` policy parameters, ``key`` the training stream, ``step`` updates done."""
+
     theta: jax.Array
     key: jax.Array
     step: jax.Array
@@ -509,63 +551,90 @@ def validate_config(config) -> None:
     """One clear ValueError for a bad config (before any tracing)."""
     if not isinstance(config, (BPGConfig, BACConfig)):
         raise ValueError(f"config must be a BPGConfig or BACConfig, got {type(config).__name__}")
-    for name in ("num_episodes", "horizon", "num_updates", "dictionary_size", "rbf_grid"):
-        _positive_int(name, getattr(config, name))
-    if isinstance(config, BPGConfig) and config.estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {config.estimator!r}; choose from {ESTIMATORS}")
-    if config.fisher not in FISHER_FORMS:
-        raise ValueError(f"unknown fisher form {config.fisher!r}; choose from {FISHER_FORMS}")
-    if config.policy not in POLICIES:
-        raise ValueError(f"unknown policy {config.policy!r}; choose from {POLICIES}")
-    if not 0.0 < config.gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {config.gamma}")
+    V.positive_ints(config, "num_episodes", "horizon", "num_updates", "dictionary_size", "rbf_grid", "eval_episodes")
+    if isinstance(config, BPGConfig):
+        V.choice(config, "estimator", ESTIMATORS)
+    V.choice(config, "fisher", FISHER_FORMS)
+    V.choice(config, "policy", POLICIES)
+    V.in_range(config, "gamma", 0.0, 1.0, lo_open=True)
 
 
-def make_train(config, env, env_params):
-    """Build ``train(key, hparams) -> (TrainState, metrics)`` for a BPG or BAC config.
+def _any_nan(tree) -> jax.Array:
+    return jnp.any(jnp.stack([jnp.isnan(x).any() for x in jax.tree.leaves(tree)]))
 
-    ``metrics`` (stacked over updates): ``theta`` (before the update), ``return`` (mean
-    undiscounted episode return), ``disc_return``, ``episode_length``, ``grad_norm``,
-    ``cov_trace`` (trace of the posterior covariance), ``step_size``.
+
+def make(config, env, env_params) -> core_agent.Agent:
+    """The :class:`rlsuite.core.agent.Agent` of a :class:`BPGConfig` (MC-PG, BPG Models 1/2) or a
+    :class:`BACConfig` (the estimator is chosen by the config type and fields).
+
+    Per-update metrics (leading axis ``[n]``): ``env_steps`` (cumulative ``episodes x horizon``),
+    ``episode_return`` (mean undiscounted return of the M episodes), ``episodes`` (M),
+    ``disc_return`` (mean discounted return), ``episode_length``, ``grad_norm`` (norm of the step
+    direction), ``cov_trace`` (trace of the gradient posterior covariance), ``step_size``
+    (``beta_j``), ``step_norm`` (norm of the applied, clipped step; NaN when any hyper-parameter
+    is NaN, even one this mode ignores, so the runner stops a NaN sweep point at its first
+    update) and ``theta`` (``[n, dim]``, before the update).  ``evaluate`` gives ``eval_return`` (mean undiscounted return of
+    ``eval_episodes`` fresh episodes at ``theta``) and, on the LQR, ``eval_exact_return`` (its
+    closed-form expectation, :func:`rlsuite.envs.lqr.lqr_exact_return` with ``gamma = 1``).
     """
     validate_config(config)
     spec = make_policy(config, env, env_params)
     act = engine_policy(spec)
-    M, H = int(config.num_episodes), int(config.horizon)
+    M, H, E = int(config.num_episodes), int(config.horizon), int(config.eval_episodes)
+    lqr = isinstance(env, LQR1D)
 
     def direction(post: Posterior):
         return post.natural if config.natural else post.mean
 
-    def train(key, hparams: BayesHParams | None = None):
-        hp = default_hparams(config) if hparams is None else hparams
-        _validate_hparams(hp)
+    def init(key, hparams: BayesHParams) -> TrainState:
+        _validate_hparams(hparams)
+        return TrainState(spec.theta0, key, jnp.zeros((), jnp.float32))
 
-        def update(state: TrainState, _):
-            key, k_roll = jax.random.split(state.key)
-            traj = rollout_episodes(env, env_params, act, state.theta, k_roll, M, H)
-            batch = summarize(traj, config.gamma, spec.features)
-            post = estimate(config, batch, hp)
-            d = direction(post)
-            beta = hp.step_size * hp.step_decay / (hp.step_decay + state.step)
-            beta = jnp.where(jnp.isinf(hp.step_decay), hp.step_size, beta)
-            delta = beta * d
-            norm = jnp.linalg.norm(delta)
-            delta = delta * jnp.minimum(1.0, hp.max_step_norm / jnp.maximum(norm, 1e-12))
-            metrics = {
-                "theta": state.theta,
-                "return": batch.undiscounted.mean(),
-                "disc_return": batch.ret.mean(),
-                "episode_length": batch.length.mean(),
-                "grad_norm": jnp.linalg.norm(d),
-                "cov_trace": jnp.trace(post.cov),
-                "step_size": beta,
-            }
-            return TrainState(state.theta + delta, key, state.step + 1), metrics
+    def update(state: TrainState, hp: BayesHParams):
+        key, k_roll = jax.random.split(state.key)
+        traj = rollout_episodes(env, env_params, act, state.theta, k_roll, M, H)
+        batch = summarize(traj, hp.gamma, spec.features)
+        post = estimate(config, batch, hp)
+        d = direction(post)
+        beta = hp.step_size * hp.step_decay / (hp.step_decay + state.step)
+        beta = jnp.where(jnp.isinf(hp.step_decay), hp.step_size, beta)
+        delta = beta * d
+        norm = jnp.linalg.norm(delta)
+        delta = delta * jnp.minimum(1.0, hp.max_step_norm / jnp.maximum(norm, 1e-12))
+        metrics = {
+            "env_steps": (state.step.astype(jnp.int32) + 1) * (M * H),
+            "episode_return": batch.undiscounted.mean(),
+            "episodes": jnp.asarray(M, jnp.int32),
+            "disc_return": batch.ret.mean(),
+            "episode_length": batch.length.mean(),
+            "grad_norm": jnp.linalg.norm(d),
+            "cov_trace": jnp.trace(post.cov),
+            "step_size": beta,
+            "step_norm": jnp.where(_any_nan(hp), jnp.nan, jnp.linalg.norm(delta)),
+            "theta": state.theta,
+        }
+        return TrainState(state.theta + delta, key, state.step + 1), metrics
 
-        s0 = TrainState(spec.theta0, key, jnp.zeros((), jnp.float32))
-        return jax.lax.scan(update, s0, None, length=int(config.num_updates))
+    def evaluate(state: TrainState, key) -> dict:
+        traj = rollout_episodes(env, env_params, act, state.theta, key, E, H)
+        out = {"eval_return": traj.episode_return.mean()}
+        if lqr:
+            out["eval_exact_return"] = lqr_exact_return(state.theta, env_params, 1.0, H)
+        return out
 
-    return train
+    return core_agent.Agent(
+        init=init,
+        segment=core_agent.scan_segment(update),
+        evaluate=evaluate,
+        num_updates=int(config.num_updates),
+        steps_per_update=M * H,
+    )
+
+
+def make_train(config, env, env_params):
+    """``train(key, hparams) -> (TrainState, metrics)``: :func:`make` composed by
+    :func:`rlsuite.core.agent.make_train` (metrics stacked over ``num_updates`` updates)."""
+    return core_agent.make_train(make(config, env, env_params))
 
 
 def make_estimator(config, env, env_params):
@@ -576,10 +645,9 @@ def make_estimator(config, env, env_params):
     act = engine_policy(spec)
     M, H = int(config.num_episodes), int(config.horizon)
 
-    def estimate_at(key, theta, hparams: BayesHParams | None = None):
-        hp = default_hparams(config) if hparams is None else hparams
+    def estimate_at(key, theta, hparams: BayesHParams):
         traj = rollout_episodes(env, env_params, act, theta, key, M, H)
-        batch = summarize(traj, config.gamma, spec.features)
-        return estimate(config, batch, hp), batch
+        batch = summarize(traj, hparams.gamma, spec.features)
+        return estimate(config, batch, hparams), batch
 
     return estimate_at

@@ -31,11 +31,30 @@ Value parameterisations (``config.value``): ``"linear"`` (``theta^T phi`` with t
 GBM) and ``"mlp"`` (a flax MLP on the observation).  Parameters are kept as one flat vector, so
 every update is matrix-free: ``sum_k xi_k c_k`` is one ``vjp`` of ``J`` and ``xi_k^T w`` one ``jvp``.
 
-``make_train(config, env, env_params) -> train(key, hparams)`` is jittable and vmappable over keys
-and over ``hparams`` (``lr``, ``lr_w``, ``lr_decay``, ``lam``, ``dt``).  ``dt`` is an hparam: every
-run scans ``config.num_steps`` (default ``T / env_params.dt``) steps and the env ends each path at its
-own ``K = T / dt``, so a ``vmap`` over ``dt`` works as long as every ``dt >= T / num_steps`` (a dt
-finer than the grid returns NaN parameters; :func:`default_hparams` and eager calls check it).
+The agent protocol (:mod:`rlsuite.core.agent`; ``rlsuite train martingale --env diffusion:ou``):
+:func:`make` returns an ``Agent`` whose one update samples one batch of ``num_paths`` paths
+(``num_updates = num_iterations``).  Iterative methods take one SGD step (offline) or one online
+pass (online) per batch; the closed-form methods (LSTD, ML / MSTDE with ``solver="closed_form"``)
+add the batch's statistics to running sums ``G, c`` kept in the state and re-solve ``theta``, so a
+run can be checkpointed between batches and resumed, and ``theta`` after all ``num_iterations``
+batches is the one-shot solution of the pooled statistics.  Metrics per update: ``env_steps``
+(``num_paths x T/dt`` per update), ``mean_sq_td`` (``mean_n sum_k delta_k^2 / dt`` on the batch at
+the updated parameters), ``theta_norm``, ``residual`` (closed form: relative residual of the solved
+system), ``loss/ml`` / ``loss/mstde`` (the objective of those methods on the batch).  There is no
+return to maximise: ``evaluate`` reports ``eval_value_error``, the relative L2 error of the
+reported (Polyak-averaged) value against the env's closed-form ``value`` on its state grid
+(``Agent.score``, lower is better).  A task without a closed form gets ``eval_mean_sq_td`` on a
+fresh batch of ``num_paths`` paths at the env's ``dt`` instead.
+
+``make_train(config, env, env_params) -> train(key, hparams)`` (= ``core.agent.make_train(make(...))``)
+is jittable and vmappable over keys and over ``hparams`` (``lr``, ``lr_w``, ``lr_decay``, ``lam``,
+``dt``).  ``dt`` is an hparam: every run scans ``config.num_steps`` (default ``T / env_params.dt``)
+steps and the env ends each path at its own ``K = T / dt``, so a ``vmap`` over ``dt`` works as long as
+every ``dt >= T / num_steps``.  ``dt = 0`` (what ``default_hparams(config)`` gives when it is not told
+the env) means "the env's own ``env_params.dt``", so the protocol's ``default_hparams(config)`` works
+for any diffusion task.  A dt finer than the grid, a non-positive dt or any non-finite hparam gives
+NaN parameters (so non-finite metrics from the first update); :func:`default_hparams` and eager
+``init`` calls check a concrete dt.
 
 Deviations / choices (the sheet leaves them open):
 - TD(0)/TD(lambda)/GTD use the local error ``delta_k = e^{beta t_k} Delta M_k`` (test function
@@ -47,7 +66,8 @@ Deviations / choices (the sheet leaves them open):
 - GTD with ``A = I`` is offline only; the paper's exact GTD variant is not in the sheet.
 - LSTD uses ``lstsq`` (the MOC matrix is not symmetric); ML/MSTDE closed forms solve their
   normal equations by Cholesky with a tiny ``ridge``.  Their float32 statistics are reduced over
-  paths first, then over time (checked against float64 numpy to ~1e-5 with 6e5 terms).
+  paths first, then over time (checked against float64 numpy to ~1e-5 with 6e5 terms), and summed
+  over batches in the state.
 - The reward is the env's left-point ``r(X_k) dt``: together with the scheme, all methods carry an
   O(dt) discretisation bias (measured rate ~1, see ``results/martingale``); the sheet does not
   state the paper's rate.
@@ -59,6 +79,7 @@ Deviations / choices (the sheet leaves them open):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -68,6 +89,9 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
+from rlsuite.core import validate as V
+from rlsuite.core.agent import Agent, scan_segment
+from rlsuite.core.agent import make_train as make_train_of
 from rlsuite.core.networks import MLP
 from rlsuite.core.returns import discounted_returns
 from rlsuite.core.rollout import rollout_episodes
@@ -94,9 +118,9 @@ class MartingaleConfig:
     num_paths: int = 1000
     """Paths per batch (sampled in parallel through rollout_episodes)."""
     num_iterations: int = 1
-    """Batches of ``num_paths`` paths. Closed form: statistics summed over all batches (total paths =
-    num_paths x num_iterations; batches bound memory); SGD: one update (offline) or one online pass
-    per batch, so SGD methods need many (e.g. 60-400)."""
+    """Batches of ``num_paths`` paths (= the agent's updates). Closed form: statistics summed over all
+    batches (total paths = num_paths x num_iterations; batches bound memory); SGD: one update
+    (offline) or one online pass per batch, so SGD methods need many (e.g. 60-400)."""
     num_steps: int | None = None
     """Scan length (max K); None: T / env_params.dt. Every dt used must satisfy T/dt <= num_steps."""
     hidden: tuple[int, ...] = (64, 64)
@@ -121,20 +145,48 @@ class MartingaleHParams:
     lr_w: jax.Array  # GTD fast step size
     lr_decay: jax.Array  # exponent p in lr / (1 + j)^p
     lam: jax.Array  # TD(lambda) decay per unit time
-    dt: jax.Array  # time step
+    dt: jax.Array  # time step; 0: the env's own env_params.dt
+
+
+Config, HParams = MartingaleConfig, MartingaleHParams
+
+_CLOSED = "the closed-form methods (lstd; ml / mstde with solver='closed_form' and value='linear')"
+INERT = {
+    # each of these acts only for some methods (tests/test_martingale.py checks each one there)
+    "solver": "only ml / mstde with value='linear' (closed_form vs sgd)",
+    "hidden": "only value='mlp'",
+    "optimizer": f"only the iterative methods, not {_CLOSED}",
+    "average_tail": f"only the iterative methods, not {_CLOSED}",
+    "gtd_metric": "only method='gtd'",
+    "ridge": f"only {_CLOSED}",
+    "hp.lr": f"only the iterative methods, not {_CLOSED}",
+    "hp.lr_decay": f"only the iterative methods, not {_CLOSED}",
+    "hp.lr_w": "only method='gtd'",
+    "hp.lam": "only method='tdlambda'",
+}
+"""Knobs that act only for some methods: ``{field or 'hp.name': when it acts}``."""
 
 
 def default_hparams(
-    config: MartingaleConfig, env_params, dt: float | None = None, **overrides
+    config: MartingaleConfig, env_params=None, dt: float | None = None, **overrides
 ) -> MartingaleHParams:
     """Per-path step sizes that work on the diffusion tasks for dt in [0.001, 0.1] (per-method:
-    ML's objective carries a ``dt`` factor, MSTDE's a ``1/dt`` one); ``dt`` defaults to
-    ``env_params.dt``.  Raises ``ValueError`` for an invalid ``dt`` or an unknown override."""
-    dt = float(env_params.dt) if dt is None else dt
-    k = check_dt(dt, env_params.horizon)
-    k_max = _num_steps(config, env_params)
-    if k > k_max:
-        raise ValueError(f"dt={dt} needs {k} steps but config.num_steps={k_max}; raise num_steps")
+    ML's objective carries a ``dt`` factor, MSTDE's a ``1/dt`` one).
+
+    ``dt``: the time step (an hparam, so a ``vmap`` over it is one program).  Without ``dt``:
+    ``env_params.dt`` when ``env_params`` is given, else ``0.0``, which the agent reads as "the
+    env's own ``env_params.dt``" (so the protocol's ``default_hparams(config)`` fits any task).
+    A given ``dt`` is validated (positive; with ``env_params``: divides ``T`` and fits the
+    ``num_steps`` grid).  Raises ``ValueError`` for an invalid ``dt`` or an unknown override."""
+    if dt is None:
+        dt = 0.0 if env_params is None else float(env_params.dt)
+    elif env_params is None:
+        V.require_positive("dt", dt)
+    if env_params is not None:
+        k = check_dt(dt, env_params.horizon)
+        k_max = _num_steps(config, env_params)
+        if k > k_max:
+            raise ValueError(f"dt={dt} needs {k} steps but config.num_steps={k_max}; raise num_steps")
     lr = (
         {"ml": 0.5, "mstde": 0.002, "td0": 0.2, "gtd": 0.2, "tdlambda": 0.2}[config.method]
         if config.method != "lstd"
@@ -158,33 +210,20 @@ def _num_steps(config, env_params) -> int:
 
 def validate_config(config: MartingaleConfig, env) -> None:
     """One clear ``ValueError`` for a bad configuration (before any tracing)."""
-    choices = dict(
-        method=METHODS,
-        value=VALUES,
-        mode=("online", "offline"),
-        solver=("closed_form", "sgd"),
-        optimizer=("sgd", "adam"),
-        gtd_metric=("inverse", "identity"),
-    )
-    for name, allowed in choices.items():
-        if getattr(config, name) not in allowed:
-            raise ValueError(
-                f"MartingaleConfig.{name} must be one of {allowed}, got {getattr(config, name)!r}"
-            )
-    for name in ("num_paths", "num_iterations"):
-        v = getattr(config, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"MartingaleConfig.{name} must be a positive integer, got {v!r}")
-    if config.num_steps is not None and (
-        not isinstance(config.num_steps, int) or config.num_steps <= 0
-    ):
-        raise ValueError(
-            f"MartingaleConfig.num_steps must be a positive integer or None, got {config.num_steps!r}"
-        )
-    if not 0.0 <= config.average_tail <= 1.0:
-        raise ValueError(
-            f"MartingaleConfig.average_tail must be in [0, 1], got {config.average_tail!r}"
-        )
+    V.choice(config, "method", METHODS)
+    V.choice(config, "value", VALUES)
+    V.choice(config, "mode", ("online", "offline"))
+    V.choice(config, "solver", ("closed_form", "sgd"))
+    V.choice(config, "optimizer", ("sgd", "adam"))
+    V.choice(config, "gtd_metric", ("inverse", "identity"))
+    V.positive_ints(config, "num_paths", "num_iterations")
+    if config.num_steps is not None:
+        V.positive_ints(config, "num_steps")
+    V.in_range(config, "average_tail", 0.0, 1.0)
+    V.in_range(config, "ridge", 0.0, math.inf)
+    if config.beta is not None:
+        V.in_range(config, "beta", 0.0, math.inf)
+    V.sizes(config, "hidden")
     if config.method == "lstd" and config.value != "linear":
         raise ValueError(f"method='lstd' needs value='linear', got value={config.value!r}")
     if config.method == "ml" and config.mode == "online":
@@ -202,10 +241,6 @@ def validate_config(config: MartingaleConfig, env) -> None:
     if config.value == "parametric" and getattr(env, "num_parametric", 0) <= 0:
         raise ValueError(
             f"value='parametric' needs a parametric family; {type(env).__name__} has none"
-        )
-    if any((not isinstance(h, int)) or h <= 0 for h in config.hidden):
-        raise ValueError(
-            f"MartingaleConfig.hidden must hold positive integers, got {config.hidden!r}"
         )
 
 
@@ -385,33 +420,35 @@ def offline_direction(config, value, theta, w, batch, hp, gamma, beta):
     return -dvjp(xi_w)[0] / n, w
 
 
-# ----------------------------------------------------------------------------- train
+# ----------------------------------------------------------------------------- the agent
 
 
 @struct.dataclass
 class MartingaleState:
-    theta: jax.Array  # [P] last iterate (closed form: the solution)
-    theta_avg: jax.Array  # [P] Polyak average over the tail (closed form: the solution)
+    theta: jax.Array  # [P] last iterate (closed form: the current solution)
+    theta_avg: jax.Array  # [P] Polyak average over the tail (closed form: the current solution)
     w: jax.Array  # [P] GTD auxiliary estimate
     opt_state: Any
-    key: jax.Array
+    key: jax.Array  # iterative: the running key; closed form: the key the batch keys split from
+    G: jax.Array  # [d, d] closed form: running sum of per-path system matrices ([0, 0] otherwise)
+    c: jax.Array  # [d] closed form: running sum of per-path right-hand sides ([0] otherwise)
+    step: jax.Array  # int32: updates (batches) done
 
 
-def make_train(
+def make(
     config: MartingaleConfig,
     env,
     env_params,
     policy: Callable = zero_policy,
     policy_params: Any = None,
-) -> Callable[[jax.Array, MartingaleHParams], tuple]:
-    """``train(key, hparams) -> (MartingaleState, metrics)``: evaluate the fixed ``policy`` on ``env``.
+) -> Agent:
+    """The protocol :class:`~rlsuite.core.agent.Agent` evaluating the fixed ``policy`` on ``env``.
 
     ``policy(policy_params, obs[N, o], key) -> (action[N, ...], extras)`` (engine signature); the
-    uncontrolled diffusion tasks ignore the action, so the default is :func:`zero_policy`.
-
-    Metrics: iterative runs give per-iteration ``[num_iterations]`` ``mean_sq_td``
-    (``mean_n sum_k delta_k^2 / dt`` at the updated parameters) and ``theta_norm``; closed-form
-    runs give only the scalar relative ``residual`` of the solved linear system.
+    uncontrolled diffusion tasks ignore the action, so the default is :func:`zero_policy`.  One
+    update = one batch of ``num_paths`` paths (see the module docstring for the metrics);
+    ``Agent.steps_per_update = num_paths x T / env_params.dt`` (the ``env_steps`` metric counts the
+    steps of the run's own ``dt``).
     """
     validate_config(config, env)
     if not hasattr(env_params, "dt") or not hasattr(env_params, "horizon"):
@@ -421,95 +458,140 @@ def make_train(
     if config.beta is None and not hasattr(env_params, "beta"):
         raise ValueError("set MartingaleConfig.beta: env_params has no beta")
     k_max = _num_steps(config, env_params)
+    k_env = int(round(float(env_params.horizon) / float(env_params.dt)))
     init_value, value_p = make_value(config, env, env_params)
     tx = optax.adam(1.0) if config.optimizer == "adam" else optax.sgd(1.0)
-    n_avg_start = int(round((1.0 - config.average_tail) * config.num_iterations))
-    n_avg_start = min(n_avg_start, config.num_iterations - 1)
+    n_iter, n = config.num_iterations, config.num_paths
+    n_avg_start = min(int(round((1.0 - config.average_tail) * n_iter)), n_iter - 1)
+    closed = uses_closed_form(config)
+    beta = env_params.beta if config.beta is None else config.beta
+    has_value = hasattr(env, "value") and hasattr(env, "state_grid")
 
-    def sample(key, hp):
-        k = jnp.round(env_params.horizon / hp.dt).astype(jnp.int32)
-        p = env_params.replace(dt=hp.dt, max_steps_in_episode=k)
-        tr = rollout_episodes(env, p, policy, policy_params, key, config.num_paths, k_max)
-        return p, (tr.obs, tr.next_obs, tr.reward, tr.terminated, tr.mask), k
+    def resolve(hp):
+        """``(dt, gamma, K, bad)``: the run's dt (0 -> the env's), its discount and steps, and
+        whether the run is invalid (dt off the grid, non-positive, or a non-finite hparam)."""
+        dt = jnp.where(hp.dt == 0, env_params.dt, hp.dt)
+        k = jnp.round(env_params.horizon / dt).astype(jnp.int32)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(hp)]))
+        bad = (jnp.round(env_params.horizon / dt) > k_max) | ~(dt > 0) | ~finite
+        return dt, jnp.exp(-beta * dt), k, bad
 
-    def train(key: jax.Array, hp: MartingaleHParams):
-        _check_concrete_dt(hp.dt, env_params.horizon, k_max)
-        beta = env_params.beta if config.beta is None else config.beta
-        gamma = jnp.exp(-beta * hp.dt)
+    def sample(key, dt, k):
+        p = env_params.replace(dt=dt, max_steps_in_episode=k)
+        tr = rollout_episodes(env, p, policy, policy_params, key, n, k_max)
+        return p, (tr.obs, tr.next_obs, tr.reward, tr.terminated, tr.mask)
+
+    def init(key, hp: MartingaleHParams) -> MartingaleState:
+        _check_concrete_dt(hp.dt, env_params, k_max)
         key, k_init = jax.random.split(key)
         theta0 = init_value(k_init)
-        state = MartingaleState(theta0, theta0, jnp.zeros_like(theta0), tx.init(theta0), key)
-        too_fine = jnp.round(env_params.horizon / hp.dt) > k_max
-
-        if uses_closed_form(config):
-            d = theta0.shape[0]
-
-            def accumulate(carry, key_j):
-                G, c = carry
-                p, (obs, nobs, r, term, m), _ = sample(key_j, hp)
-                phi, nphi = env.features(obs, p), env.features(nobs, p)
-                if config.method == "lstd":
-                    A, b = lstd_statistics(phi, nphi, r, term, m, gamma)
-                elif config.method == "ml":
-                    wgt = (time_weights(k_max, hp.dt, beta) * m)[..., None]
-                    gret = returns_to_go(r, m, gamma)
-                    A = _outer_sum(phi * wgt, phi) * hp.dt
-                    b = _vec_sum(phi * wgt, gret) * hp.dt
-                else:  # mstde: min sum w (R + dphi^T theta)^2 / dt
-                    cont = (gamma * (1.0 - term.astype(jnp.float32)))[..., None]
-                    dphi = (cont * nphi - phi) * m[..., None]
-                    wgt = time_weights(k_max, hp.dt, beta)[..., None]
-                    A = _outer_sum(dphi * wgt, dphi) / hp.dt
-                    b = -_vec_sum(dphi * wgt, r) / hp.dt
-                n = config.num_paths
-                return (G + A / n, c + b / n), None
-
-            keys = jax.random.split(state.key, config.num_iterations + 1)
-            (G, c), _ = jax.lax.scan(accumulate, (jnp.zeros((d, d)), jnp.zeros((d,))), keys[1:])
-            G, c = G / config.num_iterations, c / config.num_iterations
-            theta = (
-                lstd_solve(G, c, config.ridge)
-                if config.method == "lstd"
-                else cholesky_solve(G, c, config.ridge)
-            )
-            theta = jnp.where(too_fine, jnp.nan, theta)
-            metrics = {"residual": jnp.linalg.norm(G @ theta - c) / (jnp.linalg.norm(c) + 1e-30)}
-            return state.replace(theta=theta, theta_avg=theta, key=keys[0]), metrics
-
-        def iteration(carry, j):
-            st, avg, n_avg = carry
-            key, k_s = jax.random.split(st.key)
-            p, batch, _ = sample(k_s, hp)
-            value = lambda th, o: value_p(th, o, p)
-            lr_j = hp.lr / (1.0 + j) ** hp.lr_decay
-            if config.mode == "online" and config.method in ("td0", "tdlambda", "gtd"):
-                theta, w, opt_state = online_pass(config, value, st, batch, hp, gamma, lr_j, tx)
-            else:
-                direction, w = offline_direction(
-                    config, value, st.theta, st.w, batch, hp, gamma, beta
-                )
-                upd, opt_state = tx.update(-direction, st.opt_state, st.theta)
-                theta = st.theta + lr_j * upd
-            obs, nobs, r, term, m = batch
-            msq = (
-                jnp.mean(jnp.sum(td_errors(value, theta, obs, nobs, r, term, m, gamma) ** 2, 0))
-                / hp.dt
-            )
-            take = j >= n_avg_start
-            n_avg = n_avg + take
-            avg = jnp.where(take, avg + (theta - avg) / jnp.maximum(n_avg, 1), avg)
-            new = MartingaleState(theta, avg, w, opt_state, key)
-            return (new, avg, n_avg), {"mean_sq_td": msq, "theta_norm": jnp.linalg.norm(theta)}
-
-        (st, avg, _), metrics = jax.lax.scan(
-            iteration,
-            (state, theta0, jnp.int32(0)),
-            jnp.arange(config.num_iterations, dtype=jnp.float32),
+        d = theta0.shape[0] if closed else 0
+        return MartingaleState(
+            theta0, theta0, jnp.zeros_like(theta0), tx.init(theta0), key,
+            jnp.zeros((d, d), jnp.float32), jnp.zeros((d,), jnp.float32), jnp.int32(0),
         )
-        nan = lambda x: jnp.where(too_fine, jnp.nan, x)
-        return st.replace(theta=nan(st.theta), theta_avg=nan(avg)), metrics
 
-    return train
+    def batch_metrics(value, theta, batch, gamma, dt, k, step):
+        obs, nobs, r, term, m = batch
+        msq = jnp.mean(jnp.sum(td_errors(value, theta, obs, nobs, r, term, m, gamma) ** 2, 0)) / dt
+        out = {"env_steps": (step + 1) * n * k, "mean_sq_td": msq, "theta_norm": jnp.linalg.norm(theta)}
+        if config.method == "ml":
+            out["loss/ml"] = martingale_loss(value, theta, obs, r, m, gamma, dt, beta)
+        elif config.method == "mstde":
+            out["loss/mstde"] = mstde_loss(value, theta, obs, nobs, r, term, m, gamma, dt, beta)
+        return out
+
+    def closed_form_update(st: MartingaleState, hp: MartingaleHParams):
+        """Add one batch's statistics to ``G, c`` and re-solve ``theta`` from their mean."""
+        dt, gamma, k, bad = resolve(hp)
+        key_j = jax.random.split(st.key, n_iter + 1)[st.step + 1]  # batch j: today's key layout
+        p, batch = sample(key_j, dt, k)
+        obs, nobs, r, term, m = batch
+        phi, nphi = env.features(obs, p), env.features(nobs, p)
+        if config.method == "lstd":
+            A, b = lstd_statistics(phi, nphi, r, term, m, gamma)
+        elif config.method == "ml":
+            wgt = (time_weights(k_max, dt, beta) * m)[..., None]
+            gret = returns_to_go(r, m, gamma)
+            A = _outer_sum(phi * wgt, phi) * dt
+            b = _vec_sum(phi * wgt, gret) * dt
+        else:  # mstde: min sum w (R + dphi^T theta)^2 / dt
+            cont = (gamma * (1.0 - term.astype(jnp.float32)))[..., None]
+            dphi = (cont * nphi - phi) * m[..., None]
+            wgt = time_weights(k_max, dt, beta)[..., None]
+            A = _outer_sum(dphi * wgt, dphi) / dt
+            b = -_vec_sum(dphi * wgt, r) / dt
+        G, c = st.G + A / n, st.c + b / n
+        count = (st.step + 1).astype(jnp.float32)
+        Gm, cm = G / count, c / count
+        theta = lstd_solve(Gm, cm, config.ridge) if config.method == "lstd" else cholesky_solve(Gm, cm, config.ridge)
+        theta = jnp.where(bad, jnp.nan, theta)
+        metrics = batch_metrics(lambda th, o: value_p(th, o, p), theta, batch, gamma, dt, k, st.step)
+        metrics["residual"] = jnp.linalg.norm(Gm @ theta - cm) / (jnp.linalg.norm(cm) + 1e-30)
+        return st.replace(theta=theta, theta_avg=theta, G=G, c=c, step=st.step + 1), metrics
+
+    def iterative_update(st: MartingaleState, hp: MartingaleHParams):
+        """One SGD step (offline) or one online pass (online) on a fresh batch of paths."""
+        dt, gamma, k, bad = resolve(hp)
+        key, k_s = jax.random.split(st.key)
+        p, batch = sample(k_s, dt, k)
+        value = lambda th, o: value_p(th, o, p)
+        hp_dt = hp.replace(dt=dt)
+        lr_j = hp.lr / (1.0 + st.step.astype(jnp.float32)) ** hp.lr_decay
+        if config.mode == "online":
+            theta, w, opt_state = online_pass(config, value, st, batch, hp_dt, gamma, lr_j, tx)
+        else:
+            direction, w = offline_direction(config, value, st.theta, st.w, batch, hp_dt, gamma, beta)
+            upd, opt_state = tx.update(-direction, st.opt_state, st.theta)
+            theta = st.theta + lr_j * upd
+        theta = jnp.where(bad, jnp.nan, theta)
+        n_avg = jnp.maximum(st.step - n_avg_start + 1, 0)
+        avg = jnp.where(
+            st.step >= n_avg_start, st.theta_avg + (theta - st.theta_avg) / jnp.maximum(n_avg, 1), st.theta_avg
+        )
+        metrics = batch_metrics(value, theta, batch, gamma, dt, k, st.step)
+        new = st.replace(theta=theta, theta_avg=avg, w=w, opt_state=opt_state, key=key, step=st.step + 1)
+        return new, metrics
+
+    scan = scan_segment(closed_form_update if closed else iterative_update)
+
+    def segment(state: MartingaleState, hp: MartingaleHParams, num_updates: int):
+        _check_concrete_dt(hp.dt, env_params, k_max)
+        return scan(state, hp, num_updates)
+
+    def evaluate(state: MartingaleState, key: jax.Array) -> dict:
+        """``eval_value_error``: relative L2 error of ``J_{theta_avg}`` vs the env's closed form
+        (no closed form: ``eval_mean_sq_td`` on ``num_paths`` fresh paths at the env's dt)."""
+        if has_value:
+            return {"eval_value_error": relative_l2_error(config, env, env_params, state.theta_avg)}
+        dt = jnp.asarray(env_params.dt, jnp.float32)
+        k = jnp.int32(k_env)
+        p, (obs, nobs, r, term, m) = sample(key, dt, k)
+        d = td_errors(lambda th, o: value_p(th, o, p), state.theta_avg, obs, nobs, r, term, m, jnp.exp(-beta * dt))
+        return {"eval_mean_sq_td": jnp.mean(jnp.sum(d**2, 0)) / dt}
+
+    return Agent(
+        init=init,
+        segment=segment,
+        evaluate=evaluate,
+        num_updates=n_iter,
+        steps_per_update=n * k_env,
+        counter="env_steps",
+        score="eval_value_error" if has_value else "eval_mean_sq_td",
+        higher_is_better=False,
+    )
+
+
+def make_train(
+    config: MartingaleConfig,
+    env,
+    env_params,
+    policy: Callable = zero_policy,
+    policy_params: Any = None,
+) -> Callable[[jax.Array, MartingaleHParams], tuple]:
+    """``train(key, hparams) -> (MartingaleState, metrics)``: all ``num_iterations`` updates of
+    :func:`make`'s agent in one call (``core.agent.make_train``); metric leaves ``[num_iterations]``."""
+    return make_train_of(make(config, env, env_params, policy, policy_params))
 
 
 def online_pass(config, value, st: MartingaleState, batch, hp, gamma, lr, tx):
@@ -552,13 +634,16 @@ def online_pass(config, value, st: MartingaleState, batch, hp, gamma, lr, tx):
     return theta, w, opt_state
 
 
-def _check_concrete_dt(dt, horizon, k_max: int) -> None:
-    """Eager validation of ``dt`` when it is a concrete number (traced dt under vmap: NaN guard)."""
+def _check_concrete_dt(dt, env_params, k_max: int) -> None:
+    """Eager validation of ``dt`` when it is a concrete number (traced dt under vmap: NaN guard);
+    ``dt = 0`` stands for the env's own dt."""
     try:
         val = float(dt)
     except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
         return
-    k = check_dt(val, horizon)
+    if val == 0.0:
+        return
+    k = check_dt(val, env_params.horizon)
     if k > k_max:
         raise ValueError(f"dt={val} needs {k} steps but config.num_steps={k_max}; raise num_steps")
 
@@ -589,10 +674,14 @@ def replace(config: MartingaleConfig, **kw) -> MartingaleConfig:
 
 
 __all__ = [
+    "Config",
+    "HParams",
+    "INERT",
     "MartingaleConfig",
     "MartingaleHParams",
     "MartingaleState",
     "default_hparams",
+    "make",
     "make_train",
     "td_errors",
     "returns_to_go",

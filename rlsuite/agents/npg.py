@@ -3,8 +3,10 @@
 Paper: "Stochastic Policy Gradient Methods: Improved Sample Complexity for Fisher-non-degenerate
 Policies", ICML 2023 (arXiv 2302.01734); spec sheet ``shared/papers/pg_estimators.md`` §3.2-3.5.
 All methods consume fixed-horizon episodes from the shared engine (``rollout_episodes``); the
-policy, GPOMDP coefficients, estimators and evaluation loop are in
-:mod:`rlsuite.agents.pg_common`.
+policy, GPOMDP coefficients, estimators and the protocol bundle are in
+:mod:`rlsuite.agents.pg_common`.  Protocol (:mod:`rlsuite.core.agent`): ``make`` -> ``Agent``
+(one update = one iteration); registry names ``npg-igt``, ``harpg``, ``nharpg``
+(``rlsuite train nharpg --env gymnax:CartPole-v1 --seeds 4``).
 
 N-PG-IGT (normalised PG with implicit gradient transport), ``method='igt'``::
 
@@ -36,8 +38,8 @@ Choices and deviations (sheet §5 pitfalls are all followed):
   (N-)HARPG samples ``batch_episodes + hessian_episodes`` episodes, IGT ``batch_episodes``.
 - ``eta`` is forced to 1 at ``t = 0`` (so ``d_0`` is the plain gradient whatever ``eta0``).
 - Returns are reported from separate evaluation episodes at ``theta_t``, never at ``theta~_t``
-  or ``q_t`` (pitfall §5.4); ``sample_return`` is the mean return of the gradient batch (for IGT
-  it was sampled at ``theta~_t``).
+  or ``q_t`` (pitfall §5.4); the training metric ``episode_return`` is the mean return of the
+  gradient batch (for IGT it was sampled at ``theta~_t``); ``env_steps`` counts both batches.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ from flax import struct
 
 from rlsuite.agents import pg_common as pg
 from rlsuite.agents.pg_common import PGHParams
+from rlsuite.core import validate as V
+from rlsuite.core.agent import Agent
+from rlsuite.core.agent import make_train as make_train_of
 
 METHODS = ("igt", "harpg", "nharpg")
 
@@ -71,17 +76,26 @@ class NPGConfig(pg.PGCommonConfig):
     """(N-)HARPG only: 'fused' (O(P) memory) or 'vmap' (the sheet's literal per-trajectory vmap)."""
 
 
-def default_hparams(config: NPGConfig) -> PGHParams:
-    """The reference code's schedules for ``config.method`` (sheet §3.2, §3.3), gamma0 = 0.1."""
-    powers = {"igt": (1.0, 0.8), "nharpg": (1.0, 1.0), "harpg": (0.5, 1.0)}
-    gp, ep = powers[_check_method(config.method)]
-    return pg.make_hparams(gamma0=0.1, gamma_power=gp, eta0=1.0, eta_power=ep, discount=0.99)
+def default_hparams(config: NPGConfig, **overrides) -> PGHParams:
+    """The reference code's schedules for ``config.method`` (sheet §3.2, §3.3), gamma0 = 0.1.
+
+    ``overrides`` replace fields (``default_hparams(cfg, gamma0=0.3)``); leaves are float32.
+    """
+    V.choice(config, "method", METHODS)
+    gp, ep = {"igt": (1.0, 0.8), "nharpg": (1.0, 1.0), "harpg": (0.5, 1.0)}[config.method]
+    base = dict(gamma0=0.1, gamma_power=gp, eta0=1.0, eta_power=ep, discount=0.99)
+    return pg.make_hparams(**{**base, **overrides})
 
 
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method
+Config, HParams = NPGConfig, PGHParams
+INERT = {
+    "eval_every": "evaluation only (make_train's evaluation schedule)",
+    "eval_episodes": "evaluation only",
+    "init_log_std": "Gaussian policies only (Box actions); inert for Discrete actions",
+    "hessian_episodes": "(N-)HARPG only; inert for method='igt'",
+    "igt_eta_lag": "method='igt' only; inert for (N-)HARPG",
+    "hvp_impl": "(N-)HARPG only, and the same estimator either way (equal to float32 rounding)",
+}
 
 
 @struct.dataclass
@@ -118,30 +132,24 @@ def harpg_momentum(d_prev: pg.Params, v: pg.Params, g: pg.Params, eta) -> pg.Par
     return pg.tree_lerp(eta, jax.tree.map(jnp.add, d_prev, v), g)
 
 
-# --------------------------------------------------------------------------------- make_train
+# --------------------------------------------------------------------------------- make
 
 
-def make_train(config: NPGConfig, env, env_params):
-    """``train(key, hparams) -> (NPGState, metrics)``; jittable, vmappable over keys and hparams.
+def make(config: NPGConfig, env, env_params) -> Agent:
+    """The protocol :class:`~rlsuite.core.agent.Agent`; one update = one iteration of
+    ``config.method``.
 
-    Metrics per iteration: ``sample_return``, ``grad_norm``, ``direction_norm``,
-    ``correction_norm`` ((N-)HARPG: ``||v_t||``), ``trajectories``; ``eval_return`` at
-    ``theta_t`` every ``eval_every`` iterations.
+    Metrics per iteration: ``env_steps`` / ``trajectories`` (IGT samples ``batch_episodes``
+    episodes per iteration, (N-)HARPG ``batch_episodes + hessian_episodes``), ``episode_return``
+    / ``episodes`` (the gradient batch), ``grad_norm``, ``direction_norm`` (``||d_t||``),
+    ``correction_norm`` ((N-)HARPG: ``||v_t||``; 0 for IGT), ``update_norm``; ``evaluate`` gives
+    ``eval_return`` at ``theta_t``.
     """
-    _check_method(config.method)
+    V.choice(config, "method", METHODS)
     pg.validate_common(config, env, env_params)
-    if (
-        isinstance(config.hessian_episodes, bool)
-        or not isinstance(config.hessian_episodes, int)
-        or config.hessian_episodes <= 0
-    ):
-        raise ValueError(
-            f"hessian_episodes must be a positive integer, got {config.hessian_episodes!r}"
-        )
-    if config.hvp_impl not in ("fused", "vmap"):
-        raise ValueError(f"hvp_impl must be 'fused' or 'vmap', got {config.hvp_impl!r}")
+    V.positive_ints(config, "hessian_episodes")
+    V.choice(config, "hvp_impl", ("fused", "vmap"))
     policy = pg.make_policy(config, env, env_params)
-    evaluate = pg.make_evaluate(config, env, env_params, policy)
     n_feat = pg.num_baseline_features(env, env_params)
     n, n_b = config.batch_episodes, config.hessian_episodes
     use_baseline = config.baseline == "linear"
@@ -179,7 +187,13 @@ def make_train(config: NPGConfig, env, env_params):
         v = hvp(policy.log_prob, q, delta, traj_b, coef_b)
         return harpg_momentum(state.direction, v, g, eta_t), g, baseline, ret, optax.global_norm(v)
 
-    def iteration(state: NPGState, hp: PGHParams):
+    def init(key: jax.Array, hp: PGHParams) -> NPGState:
+        k_init, k_train, _ = jax.random.split(key, 3)  # third key: the old evaluation stream
+        params = policy.init(k_init)
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return NPGState(params, params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32))
+
+    def update(state: NPGState, hp: PGHParams):
         key, k_a, k_b, k_u = jax.random.split(state.key, 4)  # k_a: same stream as reinforce.py
         eta_t = jnp.where(state.t == 0, 1.0, pg.schedule(hp.eta0, hp.eta_power, state.t))
         gamma_t = pg.schedule(hp.gamma0, hp.gamma_power, state.t)
@@ -191,28 +205,25 @@ def make_train(config: NPGConfig, env, env_params):
         params = pg.tree_axpy(gamma_t, step, state.params)
         new = NPGState(params, state.params, d, baseline, key, state.t + 1)
         metrics = {
-            "sample_return": ret,
+            **pg.counters(new.t, per_iteration, config.horizon),
+            "episode_return": ret,
+            "episodes": jnp.asarray(n, jnp.int32),
             "grad_norm": optax.global_norm(g),
             "direction_norm": optax.global_norm(d),
             "correction_norm": jnp.asarray(v_norm, jnp.float32),
+            "update_norm": jnp.abs(gamma_t) * optax.global_norm(step),
         }
         return new, metrics
 
-    def train(key: jax.Array, hparams: PGHParams):
-        k_init, k_train, k_eval = jax.random.split(key, 3)
-        params = policy.init(k_init)
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        state = NPGState(
-            params, params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32)
-        )
-        return pg.run_with_eval(
-            lambda s: iteration(s, hparams),
-            state,
-            evaluate,
-            lambda s: s.params,
-            config,
-            k_eval,
-            per_iteration,
-        )
+    return pg.make_agent(config, env, env_params, policy, init, update, per_iteration)
 
-    return train
+
+def make_train(config: NPGConfig, env, env_params):
+    """``train(key, hparams) -> (NPGState, metrics)``; jittable, vmappable over keys and hparams.
+
+    :func:`rlsuite.core.agent.make_train` of :func:`make` with ``eval_every=config.eval_every``:
+    per-iteration metrics ``[num_iterations]`` plus ``eval_return`` and ``eval_update``
+    ``[num_iterations / eval_every + 1]`` (at theta_0, theta_eval_every, ...).
+    """
+    agent = make(config, env, env_params)
+    return make_train_of(agent, eval_every=pg.check_eval_every(config))

@@ -5,9 +5,9 @@ Orthogonal-gradient Update", ICLR 2024 (arXiv 2402.00348); spec sheet ``shared/p
 
 The algorithm box, as this file reads top to bottom:
 
-1. data: a ``Dataset`` (``rlsuite.data``) -> D4RL ``qlearning`` transitions (time-out transitions
-   dropped), locomotion reward scaling ``r * 1000 / (max_return - min_return)``, actions mapped
-   into ``[-1, 1]``, optional state normalisation (IL);
+1. data (:mod:`rlsuite.data.offline`): a ``Dataset`` -> D4RL ``qlearning`` transitions (time-out
+   transitions dropped), locomotion reward scaling ``r * 1000 / (max_return - min_return)``,
+   actions mapped into ``[-1, 1]``, optional state normalisation (IL);
 2. networks: twin V (2x256 ReLU, LayerNorm for RL), EMA target V-bar, Gaussian policy
    (2x1024 mean MLP, state-independent log-std clamped to [-5, 2], tanh on the mean for IL);
 3. value loss (Pearson chi^2, ``f*(d) = d w - (w-1)^2``, ``w = max(d/2 + 1, 0)``) with one of
@@ -25,16 +25,33 @@ The algorithm box, as this file reads top to bottom:
    (the reference code's weight; the analytic ``d/2 + 1`` is ``config.weight = "analytic"``);
 5. EMA target update ``Vbar <- (1 - tau) Vbar + tau V`` after every step.
 
-``make_train(config, dataset, env, env_params) -> train(key, hparams) -> (state, metrics)`` is pure
-and jittable: gradient steps are fused in ``lax.scan`` (inner scan of ``eval_every`` steps, outer
-scan over evaluations); evaluation runs the deterministic (mean) action through the engine's
-``rollout_episodes``.  ``train`` vmaps over keys (seeds) and over :class:`ODiceHParams` (``lam``,
-``eta``, learning rates, ...).  ``train.with_data(key, hparams, data)`` takes the prepared arrays as
-an argument (use it under ``jit`` for large datasets, so they are not baked in as constants).
+The agent protocol (:mod:`rlsuite.core.agent`): ``make(config, env, env_params, data) -> Agent``
+with ``data`` an :class:`rlsuite.data.Dataset` (offline RL) or, for imitation
+(``config.mode = "il"``), ``{"dataset": mixed Dataset, "expert": expert Dataset}`` (a
+``(dataset, expert)`` tuple works too).  One update = one gradient step on a batch of
+``batch_size`` transitions; metrics per update: ``samples`` (updates x batch_size), ``loss/v``,
+``loss/pi``, ``v_mean``, ``weight_mean``, ``proj_c`` (projection coefficient), ``feature_cos``
+(cosine of penultimate V features of s and s', the sheet's co-adaptation diagnostic),
+``pi_log_std`` (mean log-std after the step) and, in IL mode, ``loss/disc`` (the discriminator's
+final loss, from ``init``).  ``evaluate(state, key)`` runs ``eval_episodes`` deterministic
+(mean-action) episodes through the engine: ``eval_return`` and, when the dataset's metadata has
+both reference returns, ``eval_normalized_score``.  ``make_train(config, env, env_params, data)``
+= :func:`rlsuite.core.agent.make_train` with ``eval_every=config.eval_every``.
 
-Offline IL (``config.mode = "il"``, ``make_train(..., expert=expert_dataset)``): the expert
-trajectory is reward-free; a discriminator ``c(s, a)`` separates expert from union (expert + mixed)
-transitions and the DICE reward is ``log c / (1 - c)`` (the SMODICE/DemoDICE construction).
+Large datasets / vmapping over datasets: ``make`` closes over the prepared arrays (they become
+constants of the compiled program).  :func:`prepare` + :func:`make_from_prepared` build the same
+agent around an :class:`~rlsuite.data.offline.OfflineData` that may be a traced argument::
+
+    prep = odice.prepare(config, data, env, env_params)            # host side, once
+    def train(key, hp, prep):
+        agent = odice.make_from_prepared(config, env, env_params, prep)
+        return core.agent.make_train(agent, eval_every=config.eval_every)(key, hp)
+    jax.jit(jax.vmap(train, in_axes=(0, None, None)))(keys, hp, prep)   # data passed, not baked
+
+Offline IL: the expert trajectory is reward-free; a discriminator ``c(s, a)`` separates expert
+from union (expert + mixed) transitions and the DICE reward is ``log c / (1 - c)`` (the
+SMODICE/DemoDICE construction), pre-trained for ``disc_steps`` inside ``init`` (the rewards then
+live in the learner state).
 
 Deviations / choices where the sheet is silent or unsure (all documented, all switchable):
 
@@ -48,12 +65,9 @@ Deviations / choices where the sheet is silent or unsure (all documented, all sw
   acting (Brax is already ``[-1, 1]``; gymnax Pendulum is ``[-2, 2]``).  Discrete actions are not
   supported (the paper's tasks are continuous).
 - IL reward: the sheet only says "reward-free expert trajectory + mixed dataset"; we use the
-  SMODICE-style state-action discriminator, pre-trained for ``disc_steps`` inside ``train``
-  (unverified against the reference ``main_odice_il.py``).
+  SMODICE-style state-action discriminator (unverified against the reference ``main_odice_il.py``).
 - Reward scaling uses episode returns cut at a terminal, a time-out, a break in the observation
   chain, or after ``max_episode_steps`` (1000) steps, computed once on the host.
-- ``metrics["feature_cos"]`` (cosine similarity of penultimate V features of s and s', the
-  sheet's co-adaptation diagnostic) is recorded at every evaluation.
 """
 
 from __future__ import annotations
@@ -64,20 +78,29 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
-from gymnax.environments import spaces
 from jax.flatten_util import ravel_pytree
 
+from rlsuite.core import validate as V
+from rlsuite.core.agent import Agent, scan_segment
+from rlsuite.core.agent import make_train as make_train_of
 from rlsuite.core.rollout import rollout_episodes
+from rlsuite.data import offline
 from rlsuite.data.dataset import Dataset
+from rlsuite.data.offline import REWARD_SCALES, OfflineData, action_bounds, sample_batch
+
+__all__ = [
+    "ODiceConfig", "ODiceHParams", "Config", "HParams", "INERT", "default_hparams", "il_config",
+    "make", "make_from_prepared", "make_train", "prepare", "f_star", "orthogonal_combine", "value_gradient",
+    "OfflineData", "sample_batch", "action_bounds",
+]
 
 GRADIENT_RULES = ("semi_gradient", "true_gradient", "orthogonal")
 F_DIVERGENCES = ("chi2", "kl")
 WEIGHTS = ("relu", "analytic")
-REWARD_SCALES = ("locomotion", "none")
 MODES = ("rl", "il")
+MAX_COUNTER = 2**31 - 1  # the int32 ``samples`` counter
 
 # ============================================================================ config
 
@@ -87,11 +110,11 @@ class ODiceConfig:
     """Static (shape-setting) settings; numeric hyper-parameters are in :class:`ODiceHParams`."""
 
     gradient_steps: int = 1_000_000
-    """Total gradient steps (sheet: 1M offline RL, 500k IL)."""
+    """Total gradient steps = updates of a full run (sheet: 1M offline RL, 500k IL)."""
     batch_size: int = 256
     """Transitions per gradient step."""
     eval_every: int = 5000
-    """Gradient steps between evaluations; must divide ``gradient_steps``."""
+    """Gradient steps between evaluations in ``make_train``; must divide ``gradient_steps``."""
     eval_episodes: int = 10
     """Episodes per evaluation (deterministic mean action)."""
     eval_horizon: int = 0
@@ -125,9 +148,9 @@ class ODiceConfig:
     normalize_states: bool = False
     """Standardise observations with the dataset mean / std (+1e-3) (IL: on)."""
     mode: str = "rl"
-    """``rl`` (dataset rewards) or ``il`` (discriminator reward from an expert trajectory)."""
+    """``rl`` (dataset rewards) or ``il`` (discriminator reward from an expert trajectory; data = {"dataset", "expert"})."""
     disc_steps: int = 10_000
-    """IL only: discriminator gradient steps before DICE training."""
+    """IL only: discriminator gradient steps before DICE training (inside ``init``)."""
     disc_hidden: tuple[int, ...] = (256, 256)
     """IL only: discriminator hidden sizes."""
 
@@ -145,6 +168,18 @@ class ODiceHParams:
     pi_weight_decay: jax.Array
     weight_clip: jax.Array  # upper clip of the policy weight
     disc_lr: jax.Array  # IL discriminator learning rate
+
+
+Config, HParams = ODiceConfig, ODiceHParams
+
+INERT = {
+    "eval_every": "evaluation only (make_train's evaluation cadence; the agent's updates ignore it)",
+    "eval_episodes": "evaluation only",
+    "eval_horizon": "evaluation only",
+    "disc_steps": "IL mode only (mode='il')",
+    "disc_hidden": "IL mode only (mode='il')",
+    "hp.disc_lr": "IL mode only (mode='il')",
+}
 
 
 def default_hparams(config: ODiceConfig | None = None, **overrides) -> ODiceHParams:
@@ -178,174 +213,78 @@ def il_config(**overrides) -> ODiceConfig:
     return ODiceConfig(**base)
 
 
-def check_positive(config, *names: str) -> None:
-    for n in names:
-        v = getattr(config, n)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise ValueError(f"{type(config).__name__}.{n} must be positive, got {v!r}")
-
-
-def check_sizes(config, *names: str) -> None:
-    for n in names:
-        v = getattr(config, n)
-        if len(v) == 0 or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in v):
-            raise ValueError(f"{type(config).__name__}.{n} must be a non-empty tuple of positive ints, got {v!r}")
-
-
-def _check_config(config: ODiceConfig) -> None:
-    check_positive(config, "gradient_steps", "batch_size", "eval_every", "eval_episodes", "max_episode_steps")
-    check_sizes(config, "value_hidden", "policy_hidden", "disc_hidden")
-    for name, allowed in (
-        ("gradient_rule", GRADIENT_RULES), ("f_divergence", F_DIVERGENCES), ("weight", WEIGHTS),
-        ("reward_scale", REWARD_SCALES), ("mode", MODES),
-    ):
-        if getattr(config, name) not in allowed:
-            raise ValueError(f"ODiceConfig.{name}={getattr(config, name)!r}; choose one of {allowed}")
-    if config.gradient_steps % config.eval_every:
-        raise ValueError(
-            f"ODiceConfig.eval_every={config.eval_every} must divide gradient_steps={config.gradient_steps}"
-        )
-    if config.eval_horizon < 0:
-        raise ValueError(f"ODiceConfig.eval_horizon must be >= 0, got {config.eval_horizon}")
+def validate(config: ODiceConfig) -> None:
+    """One clear ``ValueError`` per bad field (before any tracing)."""
+    V.positive_ints(config, "gradient_steps", "batch_size", "eval_every", "eval_episodes", "max_episode_steps")
+    V.require_nonneg_int(f"{type(config).__name__}.eval_horizon", config.eval_horizon)
+    V.sizes(config, "value_hidden", "policy_hidden", "disc_hidden")
+    V.choice(config, "gradient_rule", GRADIENT_RULES)
+    V.choice(config, "f_divergence", F_DIVERGENCES)
+    V.choice(config, "weight", WEIGHTS)
+    V.choice(config, "reward_scale", REWARD_SCALES)
+    V.choice(config, "mode", MODES)
+    check_counter(config)
     if config.mode == "il":
-        check_positive(config, "disc_steps")
+        V.positive_ints(config, "disc_steps")
+
+
+def check_counter(config) -> None:
+    """The ``samples`` counter is int32: ``gradient_steps * batch_size`` must fit."""
+    if config.gradient_steps * config.batch_size > MAX_COUNTER:
+        raise ValueError(
+            f"{type(config).__name__}: gradient_steps * batch_size = {config.gradient_steps * config.batch_size} "
+            f"overflows the int32 'samples' counter (max {MAX_COUNTER})"
+        )
 
 
 # ============================================================================ data
 
 
-@struct.dataclass
-class OfflineData:
-    """Prepared transitions ``[N, ...]`` (what ``train`` consumes).
-
-    ``actions`` are in ``[-1, 1]``; ``observations`` are raw (normalisation is applied in the
-    networks with ``obs_mean`` / ``obs_std``); ``dones`` = true terminals (float).
-    """
-
-    observations: jax.Array
-    actions: jax.Array
-    rewards: jax.Array
-    next_observations: jax.Array
-    dones: jax.Array
-    obs_mean: jax.Array
-    obs_std: jax.Array
-
-    @property
-    def size(self) -> int:
-        return self.observations.shape[0]
-
-
-def _field(dataset, name: str) -> np.ndarray:
-    if not hasattr(dataset, name):
-        raise ValueError(f"dataset has no field {name!r}; expected an rlsuite.data Dataset")
-    return np.asarray(getattr(dataset, name))
-
-
-def action_bounds(env, env_params) -> tuple[np.ndarray, np.ndarray]:
-    space = env.action_space(env_params)
-    if isinstance(space, spaces.Discrete):
-        raise ValueError(
-            f"O-DICE / BC / IQL here need a continuous (Box) action space; {getattr(env, 'name', env)} "
-            f"has Discrete({space.n})"
-        )
-    if not isinstance(space, spaces.Box) or len(space.shape) != 1:
-        raise ValueError(f"unsupported action space {space!r}; expected a 1-D Box")
-    low = np.broadcast_to(np.asarray(space.low, np.float32), space.shape)
-    high = np.broadcast_to(np.asarray(space.high, np.float32), space.shape)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ValueError("the action space must have finite bounds")
-    return low, high
-
-
-def episode_returns(rewards, terminals, timeouts, observations, next_observations, max_steps: int) -> np.ndarray:
-    """Returns of the dataset's episodes, cut at a terminal, a time-out, a break in the
-    ``next_obs[i] == obs[i+1]`` chain, or after ``max_steps`` steps (D4RL/IQL ``return_range``)."""
-    n = len(rewards)
-    brk = np.zeros(n, bool)
-    if n > 1:
-        brk[:-1] = np.any(np.abs(next_observations[:-1] - observations[1:]) > 1e-6, axis=-1)
-    ends = terminals | timeouts | brk
-    out, ret, length = [], 0.0, 0
-    for i in range(n):
-        ret += float(rewards[i])
-        length += 1
-        if ends[i] or length == max_steps:
-            out.append(ret)
-            ret, length = 0.0, 0
-    if length:
-        out.append(ret)
-    return np.asarray(out, np.float64)
-
-
-def _as_dataset(ds) -> Dataset:
-    if isinstance(ds, Dataset):
-        return ds
-    arrays = {k: _field(ds, k) for k in ("observations", "actions", "rewards", "next_observations", "terminals")}
-    arrays["timeouts"] = _field(ds, "timeouts") if hasattr(ds, "timeouts") else np.zeros(len(arrays["rewards"]), bool)
-    return Dataset.from_arrays(validate=False, **arrays)
-
-
-def prepare_data(config, dataset, env, env_params, rewards_override: np.ndarray | None = None) -> OfflineData:
-    """Validate a Dataset against the env and turn it into :class:`OfflineData` (host side)."""
-    obs = _field(dataset, "observations").astype(np.float32)
-    act = _field(dataset, "actions").astype(np.float32)
-    rew = _field(dataset, "rewards").astype(np.float32) if rewards_override is None else rewards_override
-    nobs = _field(dataset, "next_observations").astype(np.float32)
-    term = _field(dataset, "terminals").astype(bool)
-    tout = _field(dataset, "timeouts").astype(bool) if hasattr(dataset, "timeouts") else np.zeros_like(term)
-    n = obs.shape[0] if obs.ndim else 0
-    if n == 0:
-        raise ValueError("the dataset is empty")
-    obs_shape = tuple(env.observation_space(env_params).shape)
-    low, high = action_bounds(env, env_params)
-    if obs.shape[1:] != obs_shape or nobs.shape != obs.shape:
-        raise ValueError(
-            f"dataset observations have shape {obs.shape[1:]} (next_observations {nobs.shape[1:]}) "
-            f"but the env's observation space is {obs_shape}"
-        )
-    if act.ndim == 1 and low.shape == (1,):
-        act = act[:, None]
-    if act.shape != (n, low.shape[0]):
-        raise ValueError(f"dataset actions have shape {act.shape[1:]} but the env's action space is {low.shape}")
-    for name, arr in (("rewards", rew), ("terminals", term), ("timeouts", tout)):
-        if arr.shape != (n,):
-            raise ValueError(f"dataset {name} has shape {arr.shape}, expected ({n},)")
-    for name, arr in (("rewards", rew), ("observations", obs), ("next_observations", nobs), ("actions", act)):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            idx = np.argwhere(bad.reshape(n, -1).any(-1))[0, 0]
-            raise ValueError(f"dataset {name} contain NaN/inf ({int(bad.sum())} values, first at index {idx})")
-    if config.reward_scale == "locomotion" and rewards_override is None:
-        rets = episode_returns(rew, term, tout, obs, nobs, config.max_episode_steps)
-        span = rets.max() - rets.min()
-        rew = rew * (1000.0 / span) if span > 0 else rew
-    keep = ~(tout & ~term) if config.drop_timeouts else np.ones(n, bool)
-    if not keep.any():
-        raise ValueError("every transition of the dataset is a time-out; nothing left to learn from")
-    act = np.clip(2.0 * (act - low) / (high - low) - 1.0, -1.0, 1.0)
-    mean = obs.mean(0) if config.normalize_states else np.zeros(obs_shape, np.float32)
-    std = obs.std(0) + 1e-3 if config.normalize_states else np.ones(obs_shape, np.float32)
-    return OfflineData(
-        observations=jnp.asarray(obs[keep]),
-        actions=jnp.asarray(act[keep]),
-        rewards=jnp.asarray(rew[keep], jnp.float32),
-        next_observations=jnp.asarray(nobs[keep]),
-        dones=jnp.asarray(term[keep], jnp.float32),
-        obs_mean=jnp.asarray(mean, jnp.float32),
-        obs_std=jnp.asarray(std, jnp.float32),
+def split_data(data) -> tuple[Dataset, Dataset | None]:
+    """``(dataset, expert)`` from ``make``'s ``data`` argument: a Dataset (RL), or
+    ``{"dataset": ..., "expert": ...}`` / ``(dataset, expert)`` (IL)."""
+    if isinstance(data, Dataset):
+        return data, None
+    if isinstance(data, dict):
+        unknown = set(data) - {"dataset", "expert"}
+        if unknown or "dataset" not in data:
+            raise ValueError(f"data dict must have keys 'dataset' (and 'expert' for IL), got {sorted(data)}")
+        return data["dataset"], data.get("expert")
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return data[0], data[1]
+    raise ValueError(
+        f"data must be an rlsuite.data.Dataset or {{'dataset': Dataset, 'expert': Dataset}}, got {type(data).__name__}"
     )
 
 
-def sample_batch(data: OfflineData, key: jax.Array, batch_size: int) -> OfflineData:
-    """Uniform batch (with replacement) of ``batch_size`` transitions."""
-    idx = jax.random.randint(key, (batch_size,), 0, data.observations.shape[0])
-    take = lambda x: x[idx]  # noqa: E731
-    return data.replace(
-        observations=take(data.observations), actions=take(data.actions), rewards=take(data.rewards),
-        next_observations=take(data.next_observations), dones=take(data.dones),
+def _prep_one(config, ds: Dataset, env, env_params, zero_rewards: bool = False) -> OfflineData:
+    return offline.prepare_data(
+        ds, env, env_params, reward_scale=config.reward_scale, max_episode_steps=config.max_episode_steps,
+        drop_timeouts=config.drop_timeouts, normalize_states=config.normalize_states, zero_rewards=zero_rewards,
     )
 
 
+def prepare(config: ODiceConfig, data, env, env_params) -> tuple[OfflineData, OfflineData | None]:
+    """``(prepared, expert_prepared)`` (host side): RL: ``(OfflineData, None)``; IL: the union
+    (expert + mixed) and the expert, both reward-free, with the union's state statistics."""
+    validate(config)
+    dataset, expert = split_data(data)
+    if config.mode == "il":
+        if expert is None:
+            raise ValueError(
+                "ODiceConfig.mode='il' needs data={'dataset': mixed Dataset, 'expert': expert Dataset} "
+                "(expert= one or more reward-free trajectories)"
+            )
+        union = Dataset.concatenate([expert, dataset])
+        prep = _prep_one(config, union, env, env_params, zero_rewards=True)
+        exp = _prep_one(config, expert, env, env_params, zero_rewards=True)
+        return prep, exp.replace(obs_mean=prep.obs_mean, obs_std=prep.obs_std)
+    if expert is not None:
+        raise ValueError("an expert dataset is only used with ODiceConfig.mode='il'")
+    return _prep_one(config, dataset, env, env_params), None
+
+
+# ============================================================================ networks
 # ============================================================================ networks
 
 
@@ -404,12 +343,10 @@ def gaussian_log_prob(mean, log_std, action):
     return (-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi)).sum(-1)
 
 
-def normalize(data: OfflineData, obs):
-    return (obs - data.obs_mean) / data.obs_std
-
-
-def make_eval(config, env, env_params, policy_net: GaussianPolicy) -> Callable:
-    """``evaluate(pi_params, data, key) -> mean undiscounted return`` of the mean action."""
+def make_eval(config, env, env_params, policy_net: GaussianPolicy, refs: tuple[float, float] | None = None) -> Callable:
+    """``evaluate(pi_params, data, key) -> {"eval_return"[, "eval_normalized_score"]}``: mean
+    undiscounted return of ``config.eval_episodes`` episodes with the mean action (and its
+    normalised score ``100 (R - random) / (expert - random)`` when ``refs`` are given)."""
     low, high = (jnp.asarray(b) for b in action_bounds(env, env_params))
     horizon = config.eval_horizon or int(getattr(env_params, "max_steps_in_episode", 0))
     if horizon <= 0:
@@ -425,7 +362,11 @@ def make_eval(config, env, env_params, policy_net: GaussianPolicy) -> Callable:
         traj = rollout_episodes(
             env, env_params, policy, (pi_params, data.obs_mean, data.obs_std), key, config.eval_episodes, horizon
         )
-        return traj.episode_return.mean()
+        ret = traj.episode_return.mean()
+        out = {"eval_return": ret}
+        if refs is not None:
+            out["eval_normalized_score"] = 100.0 * (ret - refs[0]) / (refs[1] - refs[0])
+        return out
 
     return evaluate
 
@@ -486,12 +427,12 @@ def value_gradient(config: ODiceConfig, v_net: TwinV, v_params, vt_params, batch
     """Gradient of the DICE value objective under ``config.gradient_rule``.
 
     One forward pass of V on ``[s; s']`` and one of V-bar; the (up to three) gradients are
-    vector-Jacobian products of that pass.  Returns ``(grads, info, delta_pi)``: ``info["v_loss"]``
+    vector-Jacobian products of that pass.  Returns ``(grads, info, delta_pi)``: ``info["loss/v"]``
     is the linear + forward-residual objective (the same quantity for every rule), ``delta_pi[B]``
     the detached policy residual ``r + g(1-done) Vbar(s') - mean_heads V(s)``.
     """
     b = batch.observations.shape[0]
-    x = normalize(batch, jnp.concatenate([batch.observations, batch.next_observations]))
+    x = batch.normalize(jnp.concatenate([batch.observations, batch.next_observations]))
     (v_all, feats), vjp = jax.vjp(lambda p: v_net.apply(p, x), v_params)
     vt_all = jax.lax.stop_gradient(v_net.apply(vt_params, x)[0].min(0))  # [2B]
     v_s, v_sp = v_all[:, :b], v_all[:, b:]  # [H, B]
@@ -522,7 +463,7 @@ def value_gradient(config: ODiceConfig, v_net: TwinV, v_params, vt_params, batch
     f_s, f_sp = feats[:, :b], feats[:, b:]
     cos = (f_s * f_sp).sum(-1) / (jnp.linalg.norm(f_s, axis=-1) * jnp.linalg.norm(f_sp, axis=-1) + 1e-8)
     info = {
-        "v_loss": linear(v_s, v_sp) + forward(v_s, v_sp),
+        "loss/v": linear(v_s, v_sp) + forward(v_s, v_sp),
         "v_mean": v_s.mean(),
         "proj_c": c,
         "feature_cos": cos.mean(),
@@ -532,7 +473,7 @@ def value_gradient(config: ODiceConfig, v_net: TwinV, v_params, vt_params, batch
     return grads, info, delta_pi
 
 
-# ============================================================================ state and make_train
+# ============================================================================ the agent
 
 
 @struct.dataclass
@@ -544,41 +485,36 @@ class ODiceState:
     pi_opt: Any
     key: jax.Array
     step: jax.Array
+    rewards: Any = None
+    """IL only: the discriminator rewards ``[N]`` of the prepared union (computed in ``init``)."""
+    disc_loss: Any = None
+    """IL only: the discriminator's final training loss."""
 
 
-def make_train(config: ODiceConfig, dataset, env, env_params, expert=None) -> Callable:
-    """Build ``train(key, hparams) -> (ODiceState, metrics)`` for a Dataset on ``env``.
+def make_from_prepared(
+    config: ODiceConfig, env, env_params, prepared: tuple[OfflineData, OfflineData | None],
+    refs: tuple[float, float] | None = None,
+) -> Agent:
+    """The :class:`~rlsuite.core.agent.Agent` around already prepared data (see :func:`prepare`).
 
-    ``metrics`` has leaves ``[num_evals]``: ``eval_return`` (mean over ``eval_episodes``
-    deterministic episodes after each ``eval_every`` steps), and the last step's ``v_loss``,
-    ``pi_loss``, ``v_mean``, ``weight_mean``, ``proj_c``, ``feature_cos``.  In IL mode ``expert``
-    is the reward-free expert Dataset (its rewards are ignored) and ``dataset`` the mixed one.
+    ``prepared`` may hold tracers (build the agent inside ``jit`` / ``vmap`` to pass the data as an
+    argument or to vmap over datasets of equal shape).  ``refs = (random, expert)`` reference
+    returns add ``eval_normalized_score`` to ``evaluate``.
     """
-    _check_config(config)
-    if config.mode == "il":
-        if expert is None:
-            raise ValueError("ODiceConfig.mode='il' needs expert=<expert Dataset> (one or more reward-free trajectories)")
-        union = Dataset.concatenate([_as_dataset(expert), _as_dataset(dataset)])
-        data = prepare_data(config, union, env, env_params, rewards_override=np.zeros(len(_field(union, "rewards")), np.float32))
-        exp_data = prepare_data(
-            config, expert, env, env_params, rewards_override=np.zeros(len(_field(expert, "rewards")), np.float32)
-        )
-        exp_data = exp_data.replace(obs_mean=data.obs_mean, obs_std=data.obs_std)
-    else:
-        if expert is not None:
-            raise ValueError("expert= is only used with ODiceConfig.mode='il'")
-        data, exp_data = prepare_data(config, dataset, env, env_params), None
+    validate(config)
+    data, exp_data = prepared
+    if (config.mode == "il") != (exp_data is not None):
+        raise ValueError("prepared data must be (union, expert) in IL mode and (data, None) in RL mode")
     obs_dim = data.observations.shape[1]
     action_dim = data.actions.shape[1]
     v_net = TwinV(tuple(config.value_hidden), config.value_layer_norm, heads=2 if config.twin_v else 1)
     pi_net = GaussianPolicy(action_dim, tuple(config.policy_hidden), config.tanh_mean, config.log_std_min, config.log_std_max)
     disc_net = ValueMLP(tuple(config.disc_hidden))
-    evaluate = make_eval(config, env, env_params, pi_net)
-    num_evals = config.gradient_steps // config.eval_every
+    eval_fn = make_eval(config, env, env_params, pi_net, refs)
 
-    def il_rewards(key, hp, data, exp_data):
+    def il_rewards(key, hp):
         """Discriminator c(s, a): expert (1) vs union (0); reward = logit c = log c/(1-c)."""
-        xin = lambda d, o, a: jnp.concatenate([normalize(d, o), a], -1)  # noqa: E731
+        xin = lambda o, a: jnp.concatenate([data.normalize(o), a], -1)  # noqa: E731
         params = disc_net.init(key, jnp.zeros((1, obs_dim + action_dim)))
         opt = optax.scale_by_adam().init(params)
 
@@ -589,8 +525,8 @@ def make_train(config: ODiceConfig, dataset, env, env_params, expert=None) -> Ca
             u = sample_batch(data, k2, config.batch_size)
 
             def loss(p):
-                le = disc_net.apply(p, xin(data, e.observations, e.actions))[0]
-                lu = disc_net.apply(p, xin(data, u.observations, u.actions))[0]
+                le = disc_net.apply(p, xin(e.observations, e.actions))[0]
+                lu = disc_net.apply(p, xin(u.observations, u.actions))[0]
                 return optax.sigmoid_binary_cross_entropy(le, 1.0).mean() + optax.sigmoid_binary_cross_entropy(lu, 0.0).mean()
 
             loss_val, g = jax.value_and_grad(loss)(params)
@@ -598,55 +534,67 @@ def make_train(config: ODiceConfig, dataset, env, env_params, expert=None) -> Ca
             return (params, opt), loss_val
 
         (params, _), losses = jax.lax.scan(step, (params, opt), jax.random.split(key, config.disc_steps))
-        logits = disc_net.apply(params, xin(data, data.observations, data.actions))[0]
-        return data.replace(rewards=jax.lax.stop_gradient(logits)), losses[-1]
+        logits = disc_net.apply(params, xin(data.observations, data.actions))[0]
+        return jax.lax.stop_gradient(logits), losses[-1]
 
-    def update(state: ODiceState, data: OfflineData, hp: ODiceHParams):
+    def init(key: jax.Array, hp: ODiceHParams) -> ODiceState:
+        k_v, k_pi, k_disc, k_train, _ = jax.random.split(key, 5)  # the pre-protocol layout (5th: evaluation)
+        rewards = disc_loss = None
+        if config.mode == "il":
+            rewards, disc_loss = il_rewards(k_disc, hp)
+        x0 = jnp.zeros((1, obs_dim))
+        v_params = v_net.init(k_v, x0)
+        pi_params = pi_net.init(k_pi, x0)
+        return ODiceState(
+            v_params, v_params, optax.scale_by_adam().init(v_params), pi_params,
+            optax.scale_by_adam().init(pi_params), k_train, jnp.zeros((), jnp.int32), rewards, disc_loss,
+        )
+
+    def update(state: ODiceState, hp: ODiceHParams):
         key, k_batch = jax.random.split(state.key)
-        batch = sample_batch(data, k_batch, config.batch_size)
+        d = data if state.rewards is None else data.replace(rewards=state.rewards)
+        batch = sample_batch(d, k_batch, config.batch_size)
         v_grads, info, delta = value_gradient(config, v_net, state.v_params, state.vt_params, batch, hp)
         weight = policy_weight(delta, config, hp.weight_clip)
 
         def pi_loss_fn(p):
-            mean, log_std = pi_net.apply(p, normalize(batch, batch.observations))
+            mean, log_std = pi_net.apply(p, batch.normalize(batch.observations))
             return -(weight * gaussian_log_prob(mean, log_std, batch.actions)).mean()
 
         pi_loss, pi_grads = jax.value_and_grad(pi_loss_fn)(state.pi_params)
         v_params, v_opt = adam_step(state.v_params, v_grads, state.v_opt, hp.v_lr)
         pi_params, pi_opt = adam_step(state.pi_params, pi_grads, state.pi_opt, hp.pi_lr, hp.pi_weight_decay)
         vt_params = ema(state.vt_params, v_params, hp.tau)
-        new = ODiceState(v_params, vt_params, v_opt, pi_params, pi_opt, key, state.step + 1)
-        return new, {**info, "pi_loss": pi_loss, "weight_mean": weight.mean()}
+        new = state.replace(v_params=v_params, vt_params=vt_params, v_opt=v_opt, pi_params=pi_params,
+                            pi_opt=pi_opt, key=key, step=state.step + 1)
+        metrics = {
+            "samples": new.step * config.batch_size,
+            **info,
+            "loss/pi": pi_loss,
+            "weight_mean": weight.mean(),
+            "pi_log_std": jnp.clip(pi_params["params"]["log_std"], config.log_std_min, config.log_std_max).mean(),
+        }
+        if state.disc_loss is not None:
+            metrics["loss/disc"] = state.disc_loss
+        return new, metrics
 
-    def train_with_data(key: jax.Array, hp: ODiceHParams, data: OfflineData, exp_data: OfflineData | None = None):
-        k_v, k_pi, k_disc, k_train, k_eval = jax.random.split(key, 5)
-        metrics_extra = {}
-        if config.mode == "il":
-            data, disc_loss = il_rewards(k_disc, hp, data, exp_data)
-            metrics_extra["disc_loss"] = disc_loss
-        x0 = jnp.zeros((1, obs_dim))
-        v_params = v_net.init(k_v, x0)
-        pi_params = pi_net.init(k_pi, x0)
-        state = ODiceState(
-            v_params, v_params, optax.scale_by_adam().init(v_params), pi_params,
-            optax.scale_by_adam().init(pi_params), k_train, jnp.zeros((), jnp.int32),
-        )
+    def evaluate(state: ODiceState, key: jax.Array) -> dict:
+        return eval_fn(state.pi_params, data, key)
 
-        def segment(state, k):
-            state, info = jax.lax.scan(lambda s, _: update(s, data, hp), state, None, length=config.eval_every)
-            ret = evaluate(state.pi_params, data, k)
-            return state, {"eval_return": ret, **jax.tree.map(lambda x: x[-1], info)}
+    return Agent(init, scan_segment(update), evaluate, config.gradient_steps, config.batch_size, counter="samples")
 
-        state, metrics = jax.lax.scan(segment, state, jax.random.split(k_eval, num_evals))
-        metrics.update({k: jnp.broadcast_to(v, (num_evals,)) for k, v in metrics_extra.items()})
-        return state, metrics
 
-    def train(key: jax.Array, hparams: ODiceHParams | None = None):
-        hp = default_hparams(config) if hparams is None else hparams
-        return train_with_data(key, hp, data, exp_data)
+def make(config: ODiceConfig, env, env_params, data) -> Agent:
+    """The protocol :class:`~rlsuite.core.agent.Agent` of O-DICE on ``data`` (a Dataset; IL:
+    ``{"dataset": mixed, "expert": expert}``); the prepared arrays are closed over."""
+    prepared = prepare(config, data, env, env_params)
+    dataset, expert = split_data(data)
+    refs = offline.references(dataset) or (offline.references(expert) if expert is not None else None)
+    return make_from_prepared(config, env, env_params, prepared, refs)
 
-    train.with_data = train_with_data
-    train.data = data
-    train.expert_data = exp_data
-    train.evaluate = evaluate
-    return train
+
+def make_train(config: ODiceConfig, env, env_params, data) -> Callable:
+    """``train(key, hparams) -> (ODiceState, metrics)``: :func:`rlsuite.core.agent.make_train` of
+    :func:`make` with ``eval_every=config.eval_every`` (per-update metrics ``[gradient_steps]``,
+    ``eval_*`` ``[gradient_steps / eval_every + 1]``, the first before training)."""
+    return make_train_of(make(config, env, env_params, data), eval_every=config.eval_every)

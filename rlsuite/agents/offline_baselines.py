@@ -7,11 +7,16 @@
   regression for the policy with ``w = min(exp(beta (Q - V)), 100)``, ``beta = 3``
   (the IQL locomotion settings).
 
-Both share O-DICE's data pipeline (:func:`rlsuite.agents.odice.prepare_data`: D4RL ``qlearning``
+Both share O-DICE's data pipeline (:func:`rlsuite.data.offline.prepare_data`: D4RL ``qlearning``
 semantics, locomotion reward scaling, actions in ``[-1, 1]``), policy network, Adam(W) step and
-engine-based evaluation, and the same API: ``make_train(config, dataset, env, env_params) ->
-train(key, hparams) -> (state, metrics)``, the update loop fused in ``lax.scan``, vmappable over
-seeds and hparams.
+engine-based evaluation, and the agent protocol (:mod:`rlsuite.core.agent`):
+``make(config, env, env_params, data) -> Agent`` dispatches on the config type (:class:`BCConfig`
+or :class:`IQLConfig`; registry names ``bc`` and ``iql``), one update = one gradient step on
+``batch_size`` transitions, metrics ``samples``, ``loss/pi`` (BC), ``loss/q``, ``loss/v``,
+``loss/pi``, ``weight_mean`` (IQL), ``pi_log_std``; ``evaluate`` as O-DICE's (``eval_return``,
+``eval_normalized_score`` with the dataset's references).  ``make_from_prepared(config, env,
+env_params, prepared, refs)`` takes an :class:`~rlsuite.data.offline.OfflineData` (possibly
+traced: pass large datasets into ``jit`` as arguments, vmap over datasets), as in O-DICE.
 
 Deviations: IQL's policy uses O-DICE's Gaussian policy (configurable sizes; the IQL paper uses
 2x256 with a cosine learning-rate schedule for the actor, which we do not apply, and a
@@ -29,20 +34,20 @@ import optax
 from flax import struct
 
 from rlsuite.agents.odice import (
-    REWARD_SCALES,
     GaussianPolicy,
-    OfflineData,
     TwinV,
     adam_step,
-    check_positive,
-    check_sizes,
+    check_counter,
     ema,
     gaussian_log_prob,
     make_eval,
-    normalize,
-    prepare_data,
-    sample_batch,
 )
+from rlsuite.core import validate as V
+from rlsuite.core.agent import Agent, scan_segment
+from rlsuite.core.agent import make_train as make_train_of
+from rlsuite.data import offline
+from rlsuite.data.dataset import Dataset
+from rlsuite.data.offline import REWARD_SCALES, OfflineData, sample_batch
 
 # ============================================================================ configs
 
@@ -52,11 +57,11 @@ class BCConfig:
     """Behaviour cloning (static settings)."""
 
     gradient_steps: int = 1_000_000
-    """Total gradient steps."""
+    """Total gradient steps = updates of a full run."""
     batch_size: int = 256
     """Transitions per gradient step."""
     eval_every: int = 5000
-    """Gradient steps between evaluations; must divide ``gradient_steps``."""
+    """Gradient steps between evaluations in ``make_train``; must divide ``gradient_steps``."""
     eval_episodes: int = 10
     """Episodes per evaluation (mean action)."""
     eval_horizon: int = 0
@@ -73,10 +78,6 @@ class BCConfig:
     """D4RL qlearning semantics (drop time-out transitions)."""
     normalize_states: bool = False
     """Standardise observations with dataset statistics."""
-    reward_scale: str = "none"
-    """Unused by BC's loss; kept so the data pipeline is shared."""
-    max_episode_steps: int = 1000
-    """Episode cut for reward scaling (unused by BC)."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,11 @@ class IQLConfig:
     """Implicit Q-Learning (static settings)."""
 
     gradient_steps: int = 1_000_000
-    """Total gradient steps."""
+    """Total gradient steps = updates of a full run."""
     batch_size: int = 256
     """Transitions per gradient step."""
     eval_every: int = 5000
-    """Gradient steps between evaluations; must divide ``gradient_steps``."""
+    """Gradient steps between evaluations in ``make_train``; must divide ``gradient_steps``."""
     eval_episodes: int = 10
     """Episodes per evaluation (mean action)."""
     eval_horizon: int = 0
@@ -130,50 +131,70 @@ class IQLHParams:
     weight_clip: jax.Array
 
 
-def bc_default_hparams(config: BCConfig | None = None, **kw) -> BCHParams:
-    hp = dict(pi_lr=2e-4, pi_weight_decay=1e-4)
-    hp.update(kw)
-    return BCHParams(**{k: jnp.asarray(v, jnp.float32) for k, v in hp.items()})
+Config, HParams = BCConfig, BCHParams  # the registry names the classes: bc -> BCConfig, iql -> IQLConfig
+
+INERT = {
+    "eval_every": "evaluation only (make_train's evaluation cadence; the agent's updates ignore it)",
+    "eval_episodes": "evaluation only",
+    "eval_horizon": "evaluation only",
+}
 
 
-def iql_default_hparams(config: IQLConfig | None = None, **kw) -> IQLHParams:
-    hp = dict(expectile=0.7, beta=3.0, gamma=0.99, tau=0.005, lr=3e-4, pi_weight_decay=0.0, weight_clip=100.0)
-    hp.update(kw)
-    return IQLHParams(**{k: jnp.asarray(v, jnp.float32) for k, v in hp.items()})
+def _hparams(cls, defaults: dict, overrides: dict):
+    bad = set(overrides) - set(defaults)
+    if bad:
+        raise ValueError(f"unknown {cls.__name__} field(s) {sorted(bad)}; known: {sorted(defaults)}")
+    return cls(**{k: jnp.asarray(v, jnp.float32) for k, v in {**defaults, **overrides}.items()})
 
 
-def _check(config, sizes: tuple[str, ...]) -> None:
-    check_positive(config, "gradient_steps", "batch_size", "eval_every", "eval_episodes", "max_episode_steps")
-    check_sizes(config, *sizes)
-    if config.gradient_steps % config.eval_every:
-        raise ValueError(
-            f"{type(config).__name__}.eval_every={config.eval_every} must divide gradient_steps={config.gradient_steps}"
-        )
-    if config.reward_scale not in REWARD_SCALES:
-        raise ValueError(f"{type(config).__name__}.reward_scale={config.reward_scale!r}; choose one of {REWARD_SCALES}")
+def bc_default_hparams(config: BCConfig | None = None, **overrides) -> BCHParams:
+    return _hparams(BCHParams, dict(pi_lr=2e-4, pi_weight_decay=1e-4), overrides)
+
+
+def iql_default_hparams(config: IQLConfig | None = None, **overrides) -> IQLHParams:
+    defaults = dict(expectile=0.7, beta=3.0, gamma=0.99, tau=0.005, lr=3e-4, pi_weight_decay=0.0, weight_clip=100.0)
+    return _hparams(IQLHParams, defaults, overrides)
+
+
+def default_hparams(config: BCConfig | IQLConfig, **overrides):
+    """The defaults of ``config``'s algorithm (BC or IQL)."""
+    if isinstance(config, IQLConfig):
+        return iql_default_hparams(config, **overrides)
+    if isinstance(config, BCConfig):
+        return bc_default_hparams(config, **overrides)
+    raise ValueError(f"expected a BCConfig or IQLConfig, got {type(config).__name__}")
+
+
+def validate(config: BCConfig | IQLConfig) -> None:
+    V.positive_ints(config, "gradient_steps", "batch_size", "eval_every", "eval_episodes")
+    V.require_nonneg_int(f"{type(config).__name__}.eval_horizon", config.eval_horizon)
+    V.sizes(config, "policy_hidden")
+    check_counter(config)
+    if isinstance(config, IQLConfig):
+        V.sizes(config, "hidden")
+        V.positive_ints(config, "max_episode_steps")
+        V.choice(config, "reward_scale", REWARD_SCALES)
+    elif not isinstance(config, BCConfig):
+        raise ValueError(f"expected a BCConfig or IQLConfig, got {type(config).__name__}")
+
+
+def prepare(config: BCConfig | IQLConfig, data: Dataset, env, env_params) -> OfflineData:
+    """The prepared :class:`OfflineData` of ``data`` for ``config`` (host side)."""
+    validate(config)
+    iql = isinstance(config, IQLConfig)
+    return offline.prepare_data(
+        data, env, env_params, reward_scale=config.reward_scale if iql else "none",
+        max_episode_steps=config.max_episode_steps if iql else 1000,
+        drop_timeouts=config.drop_timeouts, normalize_states=config.normalize_states,
+    )
 
 
 def _policy_net(config, action_dim: int) -> GaussianPolicy:
     return GaussianPolicy(action_dim, tuple(config.policy_hidden), config.tanh_mean, config.log_std_min, config.log_std_max)
 
 
-def _scan_train(config, data: OfflineData, init_fn, update_fn, evaluate, pi_of) -> Callable:
-    """Shared driver: ``train_with_data(key, hp, data)`` = init, then ``gradient_steps // eval_every``
-    segments of ``lax.scan(update)`` each followed by an evaluation."""
-    num_evals = config.gradient_steps // config.eval_every
-
-    def train_with_data(key, hp, data):
-        k_init, k_eval = jax.random.split(key)
-        state = init_fn(k_init, hp)
-
-        def segment(state, k):
-            state, info = jax.lax.scan(lambda s, _: update_fn(s, data, hp), state, None, length=config.eval_every)
-            ret = evaluate(pi_of(state), data, k)
-            return state, {"eval_return": ret, **jax.tree.map(lambda x: x[-1], info)}
-
-        return jax.lax.scan(segment, state, jax.random.split(k_eval, num_evals))
-
-    return train_with_data
+def _log_std(config, pi_params):
+    return jnp.clip(pi_params["params"]["log_std"], config.log_std_min, config.log_std_max).mean()
 
 
 # ============================================================================ BC
@@ -184,39 +205,36 @@ class BCState:
     pi_params: Any
     pi_opt: Any
     key: jax.Array
+    step: jax.Array
 
 
-def make_train_bc(config: BCConfig, dataset, env, env_params) -> Callable:
-    """``train(key, hparams) -> (BCState, metrics)``; metrics ``eval_return``, ``pi_loss`` ``[num_evals]``."""
-    _check(config, ("policy_hidden",))
-    data = prepare_data(config, dataset, env, env_params)
+def _make_bc(config: BCConfig, env, env_params, data: OfflineData, refs) -> Agent:
     pi_net = _policy_net(config, data.actions.shape[1])
-    evaluate = make_eval(config, env, env_params, pi_net)
+    eval_fn = make_eval(config, env, env_params, pi_net, refs)
 
     def init(key, hp):
-        k_pi, k = jax.random.split(key)
+        k_init, _ = jax.random.split(key)  # the pre-protocol layout (2nd: evaluation)
+        k_pi, k = jax.random.split(k_init)
         p = pi_net.init(k_pi, jnp.zeros((1, data.observations.shape[1])))
-        return BCState(p, optax.scale_by_adam().init(p), k)
+        return BCState(p, optax.scale_by_adam().init(p), k, jnp.zeros((), jnp.int32))
 
-    def update(state: BCState, data: OfflineData, hp: BCHParams):
+    def update(state: BCState, hp: BCHParams):
         key, k = jax.random.split(state.key)
         batch = sample_batch(data, k, config.batch_size)
 
         def loss_fn(p):
-            mean, log_std = pi_net.apply(p, normalize(batch, batch.observations))
+            mean, log_std = pi_net.apply(p, batch.normalize(batch.observations))
             return -gaussian_log_prob(mean, log_std, batch.actions).mean()
 
         loss, g = jax.value_and_grad(loss_fn)(state.pi_params)
         p, opt = adam_step(state.pi_params, g, state.pi_opt, hp.pi_lr, hp.pi_weight_decay)
-        return BCState(p, opt, key), {"pi_loss": loss}
+        new = BCState(p, opt, key, state.step + 1)
+        return new, {"samples": new.step * config.batch_size, "loss/pi": loss, "pi_log_std": _log_std(config, p)}
 
-    train_with_data = _scan_train(config, data, init, update, evaluate, lambda s: s.pi_params)
+    def evaluate(state: BCState, key):
+        return eval_fn(state.pi_params, data, key)
 
-    def train(key, hparams: BCHParams | None = None):
-        return train_with_data(key, bc_default_hparams(config) if hparams is None else hparams, data)
-
-    train.with_data, train.data, train.evaluate = train_with_data, data, evaluate
-    return train
+    return Agent(init, scan_segment(update), evaluate, config.gradient_steps, config.batch_size, counter="samples")
 
 
 # ============================================================================ IQL
@@ -242,31 +260,29 @@ class IQLState:
     pi_params: Any
     pi_opt: Any
     key: jax.Array
+    step: jax.Array
 
 
-def make_train_iql(config: IQLConfig, dataset, env, env_params) -> Callable:
-    """``train(key, hparams) -> (IQLState, metrics)``; metrics ``eval_return``, ``q_loss``,
-    ``v_loss``, ``pi_loss``, ``weight_mean`` ``[num_evals]``."""
-    _check(config, ("hidden", "policy_hidden"))
-    data = prepare_data(config, dataset, env, env_params)
+def _make_iql(config: IQLConfig, env, env_params, data: OfflineData, refs) -> Agent:
     obs_dim, act_dim = data.observations.shape[1], data.actions.shape[1]
     q_net = TwinQ(tuple(config.hidden), False, heads=2)
     v_net = TwinV(tuple(config.hidden), False, heads=1)
     pi_net = _policy_net(config, act_dim)
-    evaluate = make_eval(config, env, env_params, pi_net)
+    eval_fn = make_eval(config, env, env_params, pi_net, refs)
 
     def init(key, hp):
-        kq, kv, kp, k = jax.random.split(key, 4)
+        k_init, _ = jax.random.split(key)  # the pre-protocol layout (2nd: evaluation)
+        kq, kv, kp, k = jax.random.split(k_init, 4)
         q = q_net.init(kq, jnp.zeros((1, obs_dim + act_dim)))
         v = v_net.init(kv, jnp.zeros((1, obs_dim)))
         p = pi_net.init(kp, jnp.zeros((1, obs_dim)))
         adam = optax.scale_by_adam()
-        return IQLState(q, q, adam.init(q), v, adam.init(v), p, adam.init(p), k)
+        return IQLState(q, q, adam.init(q), v, adam.init(v), p, adam.init(p), k, jnp.zeros((), jnp.int32))
 
-    def update(state: IQLState, data: OfflineData, hp: IQLHParams):
+    def update(state: IQLState, hp: IQLHParams):
         key, k = jax.random.split(state.key)
         batch = sample_batch(data, k, config.batch_size)
-        s, s2 = normalize(batch, batch.observations), normalize(batch, batch.next_observations)
+        s, s2 = batch.normalize(batch.observations), batch.normalize(batch.next_observations)
         sa = jnp.concatenate([s, batch.actions], -1)
         q_t = q_net.apply(state.qt_params, sa)[0].min(0)  # [B]
 
@@ -292,13 +308,36 @@ def make_train_iql(config: IQLConfig, dataset, env, env_params) -> Callable:
         pi_loss, gp = jax.value_and_grad(pi_loss_fn)(state.pi_params)
         pi_params, pi_opt = adam_step(state.pi_params, gp, state.pi_opt, hp.lr, hp.pi_weight_decay)
         qt = ema(state.qt_params, q_params, hp.tau)
-        new = IQLState(q_params, qt, q_opt, v_params, v_opt, pi_params, pi_opt, key)
-        return new, {"q_loss": q_loss, "v_loss": v_loss, "pi_loss": pi_loss, "weight_mean": w.mean()}
+        new = IQLState(q_params, qt, q_opt, v_params, v_opt, pi_params, pi_opt, key, state.step + 1)
+        return new, {
+            "samples": new.step * config.batch_size, "loss/q": q_loss, "loss/v": v_loss, "loss/pi": pi_loss,
+            "weight_mean": w.mean(), "pi_log_std": _log_std(config, pi_params),
+        }
 
-    train_with_data = _scan_train(config, data, init, update, evaluate, lambda s: s.pi_params)
+    def evaluate(state: IQLState, key):
+        return eval_fn(state.pi_params, data, key)
 
-    def train(key, hparams: IQLHParams | None = None):
-        return train_with_data(key, iql_default_hparams(config) if hparams is None else hparams, data)
+    return Agent(init, scan_segment(update), evaluate, config.gradient_steps, config.batch_size, counter="samples")
 
-    train.with_data, train.data, train.evaluate = train_with_data, data, evaluate
-    return train
+
+# ============================================================================ protocol
+
+
+def make_from_prepared(config: BCConfig | IQLConfig, env, env_params, prepared: OfflineData,
+                       refs: tuple[float, float] | None = None) -> Agent:
+    """The Agent around already prepared (possibly traced) data; see the module docstring."""
+    validate(config)
+    if isinstance(config, IQLConfig):
+        return _make_iql(config, env, env_params, prepared, refs)
+    return _make_bc(config, env, env_params, prepared, refs)
+
+
+def make(config: BCConfig | IQLConfig, env, env_params, data: Dataset) -> Agent:
+    """The protocol :class:`~rlsuite.core.agent.Agent` of BC or IQL (by config type) on ``data``."""
+    return make_from_prepared(config, env, env_params, prepare(config, data, env, env_params), offline.references(data))
+
+
+def make_train(config: BCConfig | IQLConfig, env, env_params, data: Dataset) -> Callable:
+    """``train(key, hparams) -> (state, metrics)``: :func:`rlsuite.core.agent.make_train` of
+    :func:`make` with ``eval_every=config.eval_every``."""
+    return make_train_of(make(config, env, env_params, data), eval_every=config.eval_every)

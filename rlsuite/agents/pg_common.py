@@ -12,7 +12,17 @@ for Fisher-non-degenerate Policies", ICML 2023 (arXiv 2302.01734); spec sheet
 - the batch gradient ``g = mean_i g(tau_i)`` and the per-trajectory score-function
   Hessian-vector product ``v = mean_i B(tau_i, q) Delta`` (sheet §3.4), forward-over-reverse;
 - the step-size / momentum schedules ``x_t = x_0 (2 / (t + 2))^p`` (sheet §3.1-3.3);
-- the outer loop with evaluation episodes at ``theta_t`` every ``eval_every`` iterations.
+- :func:`make_agent`: the protocol bundle (:class:`rlsuite.core.agent.Agent`) around an agent's
+  ``init`` and one-iteration ``update``: ``segment`` is :func:`rlsuite.core.agent.scan_segment`,
+  ``evaluate`` runs ``eval_episodes`` separate episodes at ``theta_t``, and the modules'
+  ``make_train`` is :func:`rlsuite.core.agent.make_train` with ``eval_every``.
+
+Metrics of one iteration (shared keys of :mod:`rlsuite.core.agent`): ``env_steps`` (cumulative
+``trajectories x horizon``: every sampled episode counts as ``horizon`` steps, including
+(N-)HARPG's Hessian batch; evaluation episodes are not counted), ``trajectories`` (cumulative
+episodes sampled), ``episode_return`` / ``episodes`` (mean undiscounted return of the gradient
+batch and its size), ``grad_norm`` (``||g||``), ``update_norm`` (``||theta_{t+1} - theta_t||``,
+non-finite as soon as a step size is); the agents add their own.  There is no loss.
 
 Deviations / choices (all documented in the agents too):
 
@@ -43,6 +53,8 @@ import optax
 from flax import struct
 
 from rlsuite.core import networks
+from rlsuite.core import validate as V
+from rlsuite.core.agent import Agent, scan_segment
 from rlsuite.core.returns import reward_to_go
 from rlsuite.core.rollout import rollout_episodes
 from rlsuite.core.types import Trajectory
@@ -63,7 +75,8 @@ class PGCommonConfig:
     num_iterations: int = 1000
     """Number of parameter updates."""
     hidden: Sequence[int] = (32, 32)
-    """Policy MLP hidden sizes (sheet: [32, 32] softmax for discrete, [64, 64] Gaussian for continuous)."""
+    """Policy MLP hidden sizes (sheet: [32, 32] softmax for discrete, [64, 64] Gaussian for
+    continuous); ``()`` is a linear (tabular for one-hot observations) policy."""
     activation: str = "tanh"
     """Hidden activation of the policy MLP."""
     init_log_std: float = 0.0
@@ -73,9 +86,11 @@ class PGCommonConfig:
     discount_from: str = "zero"
     """'zero': R_t = sum_h gamma^h r_h (paper); 't': sum_h gamma^(h-t) r_h (garage)."""
     eval_every: int = 10
-    """Evaluate at theta_t (separate episodes, not counted as samples) every this many iterations."""
+    """``make_train`` evaluates at theta_0 and after every this many iterations (must divide
+    num_iterations; the runner evaluates after each of its segments instead)."""
     eval_episodes: int = 10
-    """Episodes per evaluation (stochastic policy, undiscounted return)."""
+    """Episodes per evaluation at theta_t (stochastic policy, undiscounted return, separate
+    episodes not counted in env_steps)."""
 
 
 @struct.dataclass
@@ -95,7 +110,12 @@ class PGHParams:
 
 
 def make_hparams(gamma0=0.1, gamma_power=1.0, eta0=1.0, eta_power=1.0, discount=0.99) -> PGHParams:
-    """:class:`PGHParams` with float32 array leaves (one jit signature whatever the caller passes)."""
+    """:class:`PGHParams` with float32 array leaves (one jit signature whatever the caller passes).
+
+    ``gamma0``: initial step size (grid-search it, sheet §4); ``gamma_power``: step-size decay
+    exponent; ``eta0`` / ``eta_power``: momentum weight and its decay exponent; ``discount``: the
+    MDP discount of the returns ``R_t``.
+    """
     f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     return PGHParams(f(gamma0), f(gamma_power), f(eta0), f(eta_power), f(discount))
 
@@ -105,29 +125,17 @@ def schedule(x0, power, t) -> jax.Array:
     return x0 * (2.0 / (jnp.asarray(t, jnp.float32) + 2.0)) ** power
 
 
-def _positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+ACTIVATIONS = ("tanh", "relu", "gelu", "elu")
 
 
 def validate_common(config: PGCommonConfig, env, env_params) -> tuple[bool, int]:
     """Check the shared fields (one clear ``ValueError`` each); returns ``(discrete, action_dim)``."""
-    for name in ("horizon", "batch_episodes", "num_iterations", "eval_every", "eval_episodes"):
-        _positive(name, getattr(config, name))
-    if config.num_iterations % config.eval_every:
-        raise ValueError(
-            f"num_iterations ({config.num_iterations}) must be a multiple of eval_every ({config.eval_every})"
-        )
-    if any((not isinstance(h, int)) or h <= 0 for h in config.hidden):
-        raise ValueError(f"hidden sizes must be positive integers, got {tuple(config.hidden)!r}")
-    if config.baseline not in ("linear", "none"):
-        raise ValueError(f"baseline must be 'linear' or 'none', got {config.baseline!r}")
-    if config.discount_from not in ("zero", "t"):
-        raise ValueError(f"discount_from must be 'zero' or 't', got {config.discount_from!r}")
-    if config.activation not in ("tanh", "relu", "gelu", "elu"):
-        raise ValueError(
-            f"unknown activation {config.activation!r}; choose tanh, relu, gelu or elu"
-        )
+    V.positive_ints(config, "horizon", "batch_episodes", "num_iterations", "eval_every", "eval_episodes")
+    if not (isinstance(config.hidden, (tuple, list)) and len(config.hidden) == 0):  # () = linear
+        V.sizes(config, "hidden")
+    V.choice(config, "baseline", ("linear", "none"))
+    V.choice(config, "discount_from", ("zero", "t"))
+    V.choice(config, "activation", ACTIVATIONS)
     try:
         return networks.action_info(env.action_space(env_params))
     except ValueError as e:
@@ -329,48 +337,45 @@ def sample(
     return rollout_episodes(env, env_params, policy.act, params, key, num_episodes, config.horizon)
 
 
-def run_with_eval(
-    iteration: Callable[[Any], tuple[Any, dict]],
-    state: Any,
-    evaluate: Callable[[Params, jax.Array], jax.Array],
-    get_params: Callable[[Any], Params],
+def check_eval_every(config: PGCommonConfig) -> int:
+    """``eval_every`` must divide ``num_iterations`` (``make_train`` only; the runner and
+    :func:`make_agent` do not use it)."""
+    V.divides(config, "eval_every", config.num_iterations, "num_iterations")
+    return config.eval_every
+
+
+def counters(t_after, trajectories_per_iteration: int, horizon: int) -> dict:
+    """Cumulative ``env_steps`` and ``trajectories`` after ``t_after`` iterations."""
+    traj = t_after * trajectories_per_iteration
+    return {"env_steps": traj * horizon, "trajectories": traj}
+
+
+def make_agent(
     config: PGCommonConfig,
-    eval_key: jax.Array,
+    env,
+    env_params,
+    policy: Policy,
+    init: Callable[[jax.Array, PGHParams], Any],
+    update: Callable[[Any, PGHParams], tuple[Any, dict]],
     trajectories_per_iteration: int,
-) -> tuple[Any, dict]:
-    """Scan ``iteration`` ``num_iterations`` times, evaluating at ``theta_t`` before every segment
-    of ``eval_every`` iterations and once at the end.
+) -> Agent:
+    """The protocol :class:`~rlsuite.core.agent.Agent` of one trajectory PG agent.
 
-    Metrics: per-iteration leaves ``[num_iterations]`` plus ``trajectories`` (cumulative samples
-    after the iteration); ``eval_return`` ``[num_iterations / eval_every + 1]`` with
-    ``eval_trajectories`` (samples used before that evaluation point) and ``eval_iteration``.
+    ``init(key, hparams) -> state`` and ``update(state, hparams) -> (state, metrics)`` (one
+    iteration) come from the agent; ``state.params`` is ``theta_t``.  ``evaluate(state, key)``
+    returns ``eval_return``, the mean undiscounted return of ``config.eval_episodes``
+    stochastic-policy episodes at ``theta_t`` (never at IGT's ``theta~_t`` or HARPG's ``q_t``,
+    pitfall §5.4).  One update consumes ``trajectories_per_iteration x horizon`` env steps.
     """
-    n_seg = config.num_iterations // config.eval_every
 
-    def segment(st, i):
-        ev = evaluate(get_params(st), jax.random.fold_in(eval_key, i))
-        st, m = jax.lax.scan(lambda s, _: iteration(s), st, None, length=config.eval_every)
-        return st, (ev, m)
+    def evaluate(state, key):
+        traj = sample(config, env, env_params, policy, state.params, key, config.eval_episodes)
+        return {"eval_return": traj.episode_return.mean()}
 
-    state, (ev, m) = jax.lax.scan(segment, state, jnp.arange(n_seg))
-    ev_last = evaluate(get_params(state), jax.random.fold_in(eval_key, n_seg))
-    metrics = jax.tree.map(lambda x: x.reshape((config.num_iterations,) + x.shape[2:]), m)
-    it = jnp.arange(n_seg + 1) * config.eval_every
-    metrics["trajectories"] = (jnp.arange(config.num_iterations) + 1) * trajectories_per_iteration
-    metrics["eval_return"] = jnp.concatenate([ev, ev_last[None]])
-    metrics["eval_iteration"] = it
-    metrics["eval_trajectories"] = it * trajectories_per_iteration
-    return state, metrics
-
-
-def make_evaluate(
-    config: PGCommonConfig, env, env_params, policy: Policy
-) -> Callable[[Params, jax.Array], jax.Array]:
-    """Mean undiscounted return of ``eval_episodes`` stochastic-policy episodes at ``params``."""
-
-    def evaluate(params, key):
-        return sample(
-            config, env, env_params, policy, params, key, config.eval_episodes
-        ).episode_return.mean()
-
-    return evaluate
+    return Agent(
+        init,
+        scan_segment(update),
+        evaluate,
+        num_updates=config.num_iterations,
+        steps_per_update=trajectories_per_iteration * config.horizon,
+    )

@@ -15,8 +15,11 @@ Usage::
 
     env, env_params = rlsuite.envs.make("gymnax:CartPole-v1")
     config = PPOConfig()
-    train = jax.jit(make_train(config, env, env_params))
+    agent = make(config, env, env_params)                 # the protocol (rlsuite.core.agent)
+    train = jax.jit(make_train(config, env, env_params))  # = core.agent.make_train(agent)
     state, metrics = train(jax.random.PRNGKey(0), default_hparams(config))
+
+or from the command line: ``rlsuite train ppo --env gymnax:CartPole-v1 --seeds 8``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from flax import struct
 
 from rlsuite.agents import actor_critic as ac
 from rlsuite.core import networks as nets
+from rlsuite.core import validate as V
+from rlsuite.core.agent import Agent
+from rlsuite.core.agent import make_train as make_train_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +77,8 @@ class PPOConfig:
     """Default value-loss coefficient (hparams.vf_coef)."""
     max_grad_norm: float = 0.5
     """Default global gradient-norm clip (hparams.max_grad_norm)."""
+    eval_episodes: int = 16
+    """Deterministic evaluation episodes per seed after each segment (evaluation only)."""
 
     @staticmethod
     def preset(name: str, **overrides) -> "PPOConfig":
@@ -118,18 +126,13 @@ def default_hparams(config: PPOConfig) -> PPOHParams:
 
 
 def validate(config: PPOConfig) -> None:
-    ac.check_positive(config, "total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches")
-    batch = config.num_envs * config.num_steps
-    if batch % config.num_minibatches:
-        raise ValueError(
-            f"num_minibatches={config.num_minibatches} must divide num_envs * num_steps = {batch}"
-        )
-    if config.num_updates < 1:
-        raise ValueError(
-            f"total_timesteps={config.total_timesteps} is less than one rollout "
-            f"(num_envs * num_steps = {batch})"
-        )
-    ac.check_network(config)
+    ac.check_common(config)
+    V.positive_ints(config, "update_epochs", "num_minibatches")
+    V.divides(config, "num_minibatches", config.num_envs * config.num_steps, "num_envs * num_steps")
+
+
+Config, HParams = PPOConfig, PPOHParams
+INERT = {"eval_episodes": "evaluation only"}
 
 
 # ----------------------------------------------------------------------------- loss
@@ -146,7 +149,7 @@ def ppo_loss(params, net, discrete, mb: ac.Batch, hp: PPOHParams):
     actor_loss = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - hp.clip_eps, 1 + hp.clip_eps) * adv).mean()
     entropy = nets.dist_entropy(discrete, dist).mean()
     total = actor_loss + hp.vf_coef * value_loss - hp.ent_coef * entropy
-    return total, {"actor_loss": actor_loss, "value_loss": value_loss, "entropy": entropy}
+    return total, {"loss/actor": actor_loss, "loss/value": value_loss, "entropy": entropy}
 
 
 # ----------------------------------------------------------------------------- update
@@ -192,29 +195,21 @@ def _optimizer_fn(config: PPOConfig):
     return optimizer_fn
 
 
-def make_segments(config: PPOConfig, env, env_params, updates_per_segment: int):
-    """``init_fn(key, hp) -> ACState`` and ``segment_fn(state, hp) -> (state, metrics)`` running
-    ``updates_per_segment`` updates (the CLI checkpoints between segments)."""
+def make(config: PPOConfig, env, env_params) -> Agent:
+    """The protocol :class:`~rlsuite.core.agent.Agent`: one update = one rollout + ``update_epochs``
+    epochs of minibatch steps; metrics ``env_steps``, ``episode_return``/``episodes``,
+    ``loss/actor``, ``loss/value``, ``entropy``."""
     validate(config)
-    if int(updates_per_segment) <= 0:
-        raise ValueError(f"updates_per_segment must be positive, got {updates_per_segment}")
-    return ac.make_segments(config, env, env_params, _make_learn(config), _optimizer_fn(config), int(updates_per_segment))
+    return ac.make_agent(config, env, env_params, _make_learn(config), _optimizer_fn(config))
 
 
 def make_train(config: PPOConfig, env, env_params):
     """``train(key, hparams) -> (ACState, metrics)`` running all ``config.num_updates`` updates.
 
     Pure and jittable; ``vmap`` over ``key`` trains seeds in parallel, over ``hparams`` sweeps.
-    ``metrics`` leaves are ``[num_updates]``: ``return_sum``/``episodes`` (finished episodes in
-    that update), ``actor_loss``, ``value_loss``, ``entropy``.
+    ``metrics`` leaves are ``[num_updates]`` (see :func:`make`).
     """
-    validate(config)
-    init_fn, segment_fn = make_segments(config, env, env_params, config.num_updates)
-
-    def train(key, hp: PPOHParams):
-        return segment_fn(init_fn(key, hp), hp)
-
-    return train
+    return make_train_of(make(config, env, env_params))
 
 
 def make_policy(config: PPOConfig, env, env_params, deterministic: bool = False):
@@ -226,8 +221,3 @@ def make_policy(config: PPOConfig, env, env_params, deterministic: bool = False)
 def policy_params(state: ac.ACState):
     """What :func:`make_policy`'s policy takes: ``(network params, observation statistics)``."""
     return (state.params, state.obs_stats)
-
-
-def evaluate(config: PPOConfig, env, env_params, state: ac.ACState, key, num_episodes: int = 16):
-    """Returns ``[num_episodes]`` of the deterministic policy on fresh episodes."""
-    return ac.evaluate(config, env, env_params, policy_params(state), key, num_episodes)

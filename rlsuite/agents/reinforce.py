@@ -12,7 +12,11 @@ Algorithm (one batch of ``N`` fixed-horizon episodes per iteration, at ``theta_t
 
 ``normalized=True`` is the reference code's ``nsgdm`` variant (d_0 = g_0); with ``eta = 1`` it is
 normalised PG, to which N-PG-IGT reduces (tests).  Shared pieces (policy, baseline, estimators,
-evaluation loop) are in :mod:`rlsuite.agents.pg_common`.
+the protocol bundle) are in :mod:`rlsuite.agents.pg_common`.
+
+Protocol (:mod:`rlsuite.core.agent`): ``make(config, env, env_params)`` -> ``Agent`` (one update =
+one iteration, ``num_updates = num_iterations``); ``make_train`` adds the evaluations every
+``eval_every`` iterations.  ``rlsuite train reinforce --env gymnax:CartPole-v1 --seeds 4``.
 
 Deviations from the sheet:
 - batch size in episodes, not steps (``N = ceil(steps / H)``, sheet §4);
@@ -32,6 +36,8 @@ from flax import struct
 
 from rlsuite.agents import pg_common as pg
 from rlsuite.agents.pg_common import PGHParams
+from rlsuite.core.agent import Agent
+from rlsuite.core.agent import make_train as make_train_of
 
 # --------------------------------------------------------------------------------- config
 
@@ -44,13 +50,24 @@ class ReinforceConfig(pg.PGCommonConfig):
     """False: plain SGD step (paper's Vanilla-PG); True: normalised momentum ('nsgdm')."""
 
 
-def default_hparams(config: ReinforceConfig) -> PGHParams:
-    """Reference-code schedules: 'sgd' gamma_t = 0.1 (2/(t+2))^(2/3); 'nsgdm' gamma ~ 1/t, eta = 1."""
-    if config.normalized:
-        return pg.make_hparams(gamma0=0.1, gamma_power=1.0, eta0=1.0, eta_power=0.0, discount=0.99)
-    return pg.make_hparams(
-        gamma0=0.1, gamma_power=2.0 / 3.0, eta0=1.0, eta_power=0.0, discount=0.99
-    )
+def default_hparams(config: ReinforceConfig, **overrides) -> PGHParams:
+    """Reference-code schedules: 'sgd' gamma_t = 0.1 (2/(t+2))^(2/3); 'nsgdm' gamma ~ 1/t, eta = 1.
+
+    ``overrides`` replace fields (``default_hparams(cfg, gamma0=0.01)``); leaves are float32.
+    """
+    gamma_power = 1.0 if config.normalized else 2.0 / 3.0
+    base = dict(gamma0=0.1, gamma_power=gamma_power, eta0=1.0, eta_power=0.0, discount=0.99)
+    return pg.make_hparams(**{**base, **overrides})
+
+
+Config, HParams = ReinforceConfig, PGHParams
+INERT = {
+    "eval_every": "evaluation only (make_train's evaluation schedule)",
+    "eval_episodes": "evaluation only",
+    "init_log_std": "Gaussian policies only (Box actions); inert for Discrete actions",
+    "hp.eta0": "momentum weight: normalized=True only (the 'sgd' step has no momentum)",
+    "hp.eta_power": "momentum schedule: normalized=True only",
+}
 
 
 @struct.dataclass
@@ -65,19 +82,26 @@ class ReinforceState:
 # --------------------------------------------------------------------------------- update
 
 
-def make_train(config: ReinforceConfig, env, env_params):
-    """``train(key, hparams) -> (ReinforceState, metrics)``; jittable, vmappable over keys and hparams.
+def make(config: ReinforceConfig, env, env_params) -> Agent:
+    """The protocol :class:`~rlsuite.core.agent.Agent`; one update = one iteration on a batch of
+    ``batch_episodes`` episodes at ``theta_t``.
 
-    Metrics: ``sample_return`` / ``grad_norm`` / ``trajectories`` per iteration, ``eval_return``
-    at ``theta_t`` every ``eval_every`` iterations (see :func:`pg_common.run_with_eval`).
+    Metrics per iteration: ``env_steps``, ``trajectories``, ``episode_return`` / ``episodes`` (the
+    gradient batch), ``grad_norm``, ``update_norm``; ``evaluate`` gives ``eval_return`` at
+    ``theta_t`` (see :func:`pg_common.make_agent`).
     """
     pg.validate_common(config, env, env_params)
     policy = pg.make_policy(config, env, env_params)
-    evaluate = pg.make_evaluate(config, env, env_params, policy)
     n_feat = pg.num_baseline_features(env, env_params)
     n = config.batch_episodes
 
-    def iteration(state: ReinforceState, hp: PGHParams):
+    def init(key: jax.Array, hp: PGHParams) -> ReinforceState:
+        k_init, k_train, _ = jax.random.split(key, 3)  # third key: the old evaluation stream
+        params = policy.init(k_init)
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return ReinforceState(params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32))
+
+    def update(state: ReinforceState, hp: PGHParams):
         key, k_a, _, _ = jax.random.split(state.key, 4)  # same key layout as npg.py
         traj = pg.sample(config, env, env_params, policy, state.params, k_a, n)
         coef, baseline = pg.gpomdp_coefficients(
@@ -88,23 +112,29 @@ def make_train(config: ReinforceConfig, env, env_params):
         if config.normalized:
             eta_t = jnp.where(state.t == 0, 1.0, pg.schedule(hp.eta0, hp.eta_power, state.t))
             d = pg.tree_lerp(eta_t, state.direction, g)
-            params = pg.tree_axpy(gamma_t, pg.normalized(d), state.params)
+            step = pg.normalized(d)
         else:
-            d = g
-            params = pg.tree_axpy(gamma_t, g, state.params)
+            d = step = g
+        params = pg.tree_axpy(gamma_t, step, state.params)
         new = ReinforceState(params, d, baseline, key, state.t + 1)
-        metrics = {"sample_return": traj.episode_return.mean(), "grad_norm": optax.global_norm(g)}
+        metrics = {
+            **pg.counters(new.t, n, config.horizon),
+            "episode_return": traj.episode_return.mean(),
+            "episodes": jnp.asarray(n, jnp.int32),
+            "grad_norm": optax.global_norm(g),
+            "update_norm": jnp.abs(gamma_t) * optax.global_norm(step),
+        }
         return new, metrics
 
-    def train(key: jax.Array, hparams: PGHParams):
-        k_init, k_train, k_eval = jax.random.split(key, 3)
-        params = policy.init(k_init)
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        state = ReinforceState(
-            params, zeros, jnp.zeros((n_feat,)), k_train, jnp.zeros((), jnp.int32)
-        )
-        return pg.run_with_eval(
-            lambda s: iteration(s, hparams), state, evaluate, lambda s: s.params, config, k_eval, n
-        )
+    return pg.make_agent(config, env, env_params, policy, init, update, n)
 
-    return train
+
+def make_train(config: ReinforceConfig, env, env_params):
+    """``train(key, hparams) -> (ReinforceState, metrics)``; jittable, vmappable over keys and hparams.
+
+    :func:`rlsuite.core.agent.make_train` of :func:`make` with ``eval_every=config.eval_every``:
+    per-iteration metrics ``[num_iterations]`` plus ``eval_return`` and ``eval_update``
+    ``[num_iterations / eval_every + 1]`` (at theta_0, theta_eval_every, ...).
+    """
+    agent = make(config, env, env_params)
+    return make_train_of(agent, eval_every=pg.check_eval_every(config))

@@ -56,12 +56,13 @@ class MetricsWriter:
 
 
 class Progress:
-    """A rich progress bar over environment steps showing steps/s and the mean return.
+    """A rich progress bar over environment steps (or samples) showing the rate and a metric.
 
     Falls back to one plain line per update when stderr is not a terminal (CI logs).
     """
 
-    def __init__(self, total_steps: int, description: str, start_steps: int = 0, enabled: bool = True):
+    def __init__(self, total_steps: int, description: str, start_steps: int = 0, enabled: bool = True,
+                 counter: str = "steps", metric: str = "return"):
         self.total = total_steps
         self.t0 = time.perf_counter()
         self.start_steps = start_steps
@@ -74,23 +75,24 @@ class Progress:
 
             self._bar = RP(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[sps]} steps/s"), TextColumn("return {task.fields[ret]}"),
+                TextColumn(f"{{task.fields[sps]}} {counter}/s"), TextColumn(f"{metric} {{task.fields[ret]}}"),
                 TimeElapsedColumn(), transient=False,
             )
             self._task = self._bar.add_task(description, total=total_steps, completed=start_steps, sps="-", ret="-")
             self._bar.start()
         self.description = description
+        self.counter, self.metric = counter, metric
 
     def update(self, steps: int, mean_return: float | None) -> None:
         if not self.enabled:
             return
         dt = max(time.perf_counter() - self.t0, 1e-9)
         sps = (steps - self.start_steps) / dt
-        ret = "-" if mean_return is None or not math.isfinite(mean_return) else f"{mean_return:.1f}"
+        ret = "-" if mean_return is None or not math.isfinite(mean_return) else f"{mean_return:.4g}"
         if self._bar is not None:
             self._bar.update(self._task, completed=steps, sps=f"{sps:,.0f}", ret=ret)
         else:
-            print(f"[{self.description}] {steps}/{self.total} steps  {sps:,.0f} steps/s  return {ret}",
+            print(f"[{self.description}] {steps}/{self.total} {self.counter}  {sps:,.0f} {self.counter}/s  {self.metric} {ret}",
                   file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -17,6 +17,11 @@ Dataset kinds (:func:`build_kind`):
 | ``medium-replay`` | PPO's own rollouts are not exported, so the replay is *re-collected*: segment ``i`` of training (up to the medium snapshot) is replayed with the snapshot taken at the start of that segment, with PPO's ``num_envs`` and the same number of transitions per segment as PPO collected (scaled down equally if that exceeds ``size``); the envs' carry runs on across segments, so episodes span policy changes as in PPO's buffer. |
 | ``medium-expert`` | medium cut at the end of its last complete trajectory, followed by expert (D4RL). |
 
+The PPO run goes through the agent protocol (``rlsuite.agents.get("ppo").make``, ``agent.segment``
+in a host loop); its snapshots are cached as orbax checkpoints (:mod:`rlsuite.core.checkpoint`) in
+``<cache_dir>/ppo_<env>_seed<s>_steps<n>/checkpoints/<updates>``.  :func:`stream_to_dataset` is the
+one conversion of engine transitions into a :class:`Dataset`.
+
 Continuous actions are clipped into the action space before they are stored (the env executes
 the clipped action; PPO trains through :class:`rlsuite.envs.wrappers.ClipAction` too);
 ``log_probs`` is the behaviour log-probability of the *unclipped* sample (diagnostics only).
@@ -36,8 +41,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlsuite.core import checkpoint
 from rlsuite.core import networks as nets
-from rlsuite.core.rollout import init_rollout, rollout, strong_types
+from rlsuite.core import validate as V
+from rlsuite.core.rollout import init_rollout, rollout, rollout_episodes, strong_types
 from rlsuite.data import references as refs
 from rlsuite.data.dataset import Dataset
 
@@ -88,9 +95,20 @@ def random_network_policy(env, env_params, key: jax.Array, hidden=(64, 64)):
 # ----------------------------------------------------------------------------- collection
 
 
-def _stream_to_dataset(chunks: list, metadata: dict, size: int | None) -> Dataset:
-    """``[T, N]`` Transition chunks (numpy) -> env-major flat Dataset, cut ends flagged."""
-    cat = lambda f: np.concatenate([f(c) for c in chunks], 0)
+def stream_to_dataset(chunks, metadata: dict | None = None, size: int | None = None) -> Dataset:
+    """THE stream-to-dataset collector: engine transitions ``[T, N]`` -> an env-major Dataset.
+
+    ``chunks`` is one :class:`~rlsuite.core.types.Transition` with leaves ``[T, N, ...]`` (what
+    :func:`rlsuite.core.rollout.rollout` returns) or a list of them consecutive in time (the
+    envs' carry ran on between chunks).  Env ``i``'s stream becomes one contiguous block, so
+    every episode is contiguous; ``terminals`` = ``terminated``, ``timeouts`` = ``truncated``,
+    and the last step of each env's stream, if its episode is still running, is flagged
+    ``timeouts`` (a cut trajectory, D4RL's convention).  ``extras["log_prob"]`` (if the policy
+    returned it) is stored as ``log_probs``.  ``size`` keeps the first ``size`` rows (closing the
+    last one as a cut).  Returns a validated Dataset.
+    """
+    chunks = [jax.tree.map(np.asarray, c) for c in (chunks if isinstance(chunks, (list, tuple)) else [chunks])]
+    cat = lambda f: np.concatenate([f(c) for c in chunks], 0)  # noqa: E731
     obs = cat(lambda c: c.obs)
     T, N = obs.shape[:2]
 
@@ -183,9 +201,7 @@ def collect(
     ``policy(policy_params, obs[N], key) -> (action[N], extras)``; if ``extras`` has a
     ``"log_prob"`` entry it is stored as ``log_probs``.  Returns a validated :class:`Dataset`.
     """
-    if isinstance(size, bool) or int(size) != size or size <= 0:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    size = int(size)
+    size = V.require_positive_int("size", size)
     num_envs = max(1, min(int(num_envs), size))
     steps = math.ceil(size / num_envs)
     if chunk_steps is None:  # equal chunks of at most ~25k transitions (progress granularity)
@@ -197,7 +213,7 @@ def collect(
     _, chunks = col.run(policy_params, carry, steps, progress, label, total=steps * num_envs)
     md = env_metadata(getattr(env, "name", type(env).__name__), env, env_params)
     md.update(metadata or {})
-    return _stream_to_dataset(chunks, md, size)
+    return stream_to_dataset(chunks, md, size)
 
 
 # ----------------------------------------------------------------------------- PPO run
@@ -235,6 +251,9 @@ class PPORun:
     steps_per_segment: int
     train_seconds: float
     path: str | None = None
+    """The snapshot directory (orbax checkpoints ``path/checkpoints/<updates>``), if saved."""
+    updates: list = dataclasses.field(default_factory=list)
+    """PPO updates done at every snapshot (the checkpoint step)."""
 
     def medium_index(self, ref_random: float, ref_expert: float, fraction: float = 1 / 3) -> int:
         """First snapshot whose normalised score reaches ``100 * fraction`` (last one if none)."""
@@ -244,45 +263,62 @@ class PPORun:
                 return i
         return len(self.eval_returns) - 1
 
+    def checkpoint(self, index: int) -> str:
+        """Where snapshot ``index`` is stored (for dataset metadata)."""
+        i = index % len(self.snapshots)
+        if self.path is None:
+            return f"(not saved: no cache_dir) #{i} (after {self.env_steps[i]} PPO env steps)"
+        return f"{os.path.join(self.path, 'checkpoints', str(self.updates[i]))} #{i} (after {self.env_steps[i]} PPO env steps)"
+
 
 def _ppo_cache_dir(cache_root: str, env_id: str, env_kwargs: dict, seed: int, ppo_steps: int) -> str:
     tag = refs.reference_key(env_id, env_kwargs).replace(":", "-").replace("|", "_").replace("=", "-")
     return os.path.join(cache_root, f"ppo_{tag}_seed{seed}_steps{ppo_steps}")
 
 
-def _save_run(run: PPORun, path: str) -> None:
-    from flax import serialization
+def _config_json(config) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
 
+
+def _save_run(run: PPORun, path: str) -> None:
+    """Snapshots as orbax checkpoints (step = PPO updates done), the rest in ``run.json``
+    (written last: a directory without it is an unfinished save and is not reused)."""
     os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "snapshots.msgpack"), "wb") as f:
-        f.write(serialization.msgpack_serialize({str(i): serialization.to_state_dict(s) for i, s in enumerate(run.snapshots)}))
+    info_path = os.path.join(path, "run.json")
+    if os.path.exists(info_path):
+        os.remove(info_path)
+    for step, snap in zip(run.updates, run.snapshots, strict=True):
+        checkpoint.save(path, step, snap, keep=None)
     info = {
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(run.config).items()},
+        "format": "orbax",
+        "config": _config_json(run.config),
         "eval_returns": run.eval_returns,
         "env_steps": run.env_steps,
+        "updates": run.updates,
         "steps_per_segment": run.steps_per_segment,
         "train_seconds": run.train_seconds,
     }
-    with open(os.path.join(path, "run.json"), "w") as f:
+    with open(info_path, "w") as f:
         json.dump(info, f, indent=1)
 
 
-def _load_run(path: str, template, config) -> PPORun | None:
-    from flax import serialization
-
+def _load_run(path: str, template, config, updates: list) -> PPORun | None:
+    """The cached run in ``path`` if it was saved for this config and segmentation, else None."""
     try:
         with open(os.path.join(path, "run.json")) as f:
             info = json.load(f)
-        with open(os.path.join(path, "snapshots.msgpack"), "rb") as f:
-            raw = serialization.msgpack_restore(f.read())
     except (OSError, ValueError):
         return None
-    cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
-    if info["config"] != cfg:
+    if info.get("format") != "orbax" or info.get("config") != _config_json(config) or info.get("updates") != updates:
         return None
-    snaps = [serialization.from_state_dict(template, raw[str(i)]) for i in range(len(raw))]
+    if checkpoint.list_checkpoints(path) != sorted(set(updates)):
+        return None
+    try:
+        snaps = [jax.device_get(checkpoint.restore(path, template, step=u)[0]) for u in updates]
+    except (FileNotFoundError, ValueError):
+        return None
     return PPORun(config, snaps, info["eval_returns"], info["env_steps"], info["steps_per_segment"],
-                  info["train_seconds"], path)
+                  info["train_seconds"], path, list(updates))
 
 
 def train_ppo(
@@ -292,31 +328,38 @@ def train_ppo(
     """Train PPO for ``ppo_steps`` env steps in ``num_segments`` segments, keeping a policy
     snapshot and a stochastic-policy evaluation (``eval_episodes`` episodes) after every segment.
 
-    With ``cache_dir``, a finished run is saved there and reused when the config matches.
+    PPO runs through the agent protocol (``rlsuite.agents.get("ppo").make(...)``, ``agent.segment``
+    in a host loop); segments have ``num_updates // num_segments`` updates (the remainder of
+    ``num_updates`` is not trained).  The medium selection evaluates the *stochastic* policy (the
+    one that collects the data), not the agent's deterministic ``evaluate``.  With ``cache_dir``,
+    the snapshots are saved there as orbax checkpoints (:mod:`rlsuite.core.checkpoint`, one per
+    snapshot, step = updates done) and reused when the config and segmentation match.
     """
+    from rlsuite import agents
     from rlsuite.agents import ppo
 
+    V.require_positive_int("ppo_steps", ppo_steps)
+    V.require_positive_int("num_segments", num_segments)
+    V.require_positive_int("eval_episodes", eval_episodes)
     config = config or default_ppo_config(env, env_params, ppo_steps)
+    agent = agents.get("ppo").make(config, env, env_params)
     hp = ppo.default_hparams(config)
     k_init, k_eval = jax.random.split(key)
-    num_updates = config.num_updates
-    ups = max(1, num_updates // max(1, int(num_segments)))
-    n_seg = max(1, num_updates // ups)
-    init_fn, segment_fn = ppo.make_segments(config, env, env_params, ups)
-    state = jax.jit(lambda k, h: strong_types(init_fn(k, h)))(k_init, hp)
+    ups = max(1, agent.num_updates // num_segments)
+    n_seg = max(1, agent.num_updates // ups)
+    updates = [i * ups for i in range(n_seg + 1)]
+    state = jax.jit(lambda k, h: strong_types(agent.init(k, h)))(k_init, hp)
     template = jax.device_get(ppo.policy_params(state))
     if cache_dir is not None:
-        cached = _load_run(cache_dir, template, config)
-        if cached is not None and len(cached.snapshots) == n_seg + 1:
+        cached = _load_run(cache_dir, template, config, updates)
+        if cached is not None:
             progress("PPO (cached)", 1, 1)
             return cached
     policy = clip_policy(ppo.make_policy(config, env, env_params, deterministic=False), env, env_params)
     horizon = refs.max_episode_steps(env, env_params)
-    from rlsuite.core.rollout import rollout_episodes
-
     eval_fn = jax.jit(lambda pp, k: rollout_episodes(env, env_params, policy, pp, k, eval_episodes, horizon).episode_return)
-    seg = jax.jit(lambda st, h: (lambda a, m: (strong_types(a), m))(*segment_fn(st, h)))
-    steps_per_seg = ups * config.num_envs * config.num_steps
+    seg = jax.jit(lambda st, h: (lambda a, m: (strong_types(a), m))(*agent.segment(st, h, ups)))
+    steps_per_seg = ups * agent.steps_per_update
     snaps, evals, steps = [template], [], [0]
     evals.append(float(np.mean(np.asarray(eval_fn(template, jax.random.fold_in(k_eval, 0))))))
     t0 = time.time()
@@ -327,7 +370,7 @@ def train_ppo(
         evals.append(float(np.mean(np.asarray(eval_fn(pp, jax.random.fold_in(k_eval, i + 1))))))
         steps.append((i + 1) * steps_per_seg)
         progress(f"PPO segment {i + 1}/{n_seg} eval return {evals[-1]:.1f}", (i + 1) * steps_per_seg, n_seg * steps_per_seg)
-    run = PPORun(config, snaps, evals, steps, steps_per_seg, time.time() - t0, cache_dir)
+    run = PPORun(config, snaps, evals, steps, steps_per_seg, time.time() - t0, cache_dir, updates)
     if cache_dir is not None:
         _save_run(run, cache_dir)
     return run
@@ -362,14 +405,9 @@ class BuildSpec:
     def validate(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown dataset kind {self.kind!r}; choose one of {KINDS}")
-        for name in ("size", "ppo_steps", "num_envs", "num_segments", "eval_episodes", "ref_episodes"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or int(v) != v or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.random_policy not in ("network", "uniform"):
-            raise ValueError(f"random_policy must be 'network' or 'uniform', got {self.random_policy!r}")
-        if not 0 < self.medium_fraction < 1:
-            raise ValueError(f"medium_fraction must be in (0, 1), got {self.medium_fraction}")
+        V.positive_ints(self, "size", "ppo_steps", "num_envs", "num_segments", "eval_episodes", "ref_episodes")
+        V.choice(self, "random_policy", ("network", "uniform"))
+        V.in_range(self, "medium_fraction", 0.0, 1.0, lo_open=True, hi_open=True)
 
 
 class Builder:
@@ -440,10 +478,7 @@ class Builder:
         return self._run
 
     def _ckpt(self, index: int) -> str:
-        run = self.ppo_run()
-        i = index % len(run.snapshots)
-        where = os.path.join(run.path, "snapshots.msgpack") if run.path else "(not saved: no cache_dir)"
-        return f"{where}#{i} (after {run.env_steps[i]} PPO env steps)"
+        return self.ppo_run().checkpoint(index)
 
     def medium_index(self) -> int:
         return self.ppo_run().medium_index(self.random_reference(), self.expert_reference(), self.spec.medium_fraction)
@@ -563,7 +598,7 @@ class Builder:
             ppo_eval_curve=[[int(a), float(b)] for a, b in zip(run.env_steps, run.eval_returns, strict=True)],
             deviation="re-collected with segment snapshots (PPO's rollouts are not exported)",
         )
-        return _stream_to_dataset(chunks, md, None)
+        return stream_to_dataset(chunks, md, None)
 
     def _medium_expert(self) -> Dataset:
         med = self.build("medium").cut_to_last_complete()
