@@ -18,10 +18,21 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
+# Every experiment and benchmark script in its --smoke mode (tiny sizes, < 60 s each; writes to
+# /tmp, never to results/), so a script cannot rot silently.
+SMOKE_SCRIPTS = $(sort $(wildcard experiments/*/*.py) $(wildcard benchmarks/*.py))
+smoke: $(BIN)/.installed
+	@set -e; for f in $(SMOKE_SCRIPTS); do \
+	  case $$(basename $$f) in _*) continue;; esac; \
+	  echo "== smoke: $$f"; t0=$$(date +%s); \
+	  $(BIN)/python $$f --smoke > /tmp/rlsuite-smoke.log 2>&1 || { tail -50 /tmp/rlsuite-smoke.log; echo "smoke FAILED: $$f"; exit 1; }; \
+	  echo "   ok ($$(( $$(date +%s) - t0 )) s)"; \
+	done
+
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check rlsuite envs tests benchmarks experiments
 
-.PHONY: install demo test test-slow lint
+.PHONY: install demo test test-slow lint smoke

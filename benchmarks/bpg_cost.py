@@ -6,22 +6,41 @@ Two timings, both jitted, compile excluded, median of repeated calls, measured i
 Target (issue 4): BPG estimate <= 5x the MC estimate's wall time.
 
     python benchmarks/bpg_cost.py [--M 20] [--repeats 200]
+    python benchmarks/bpg_cost.py --smoke      # tiny sizes, writes to /tmp
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 from rlsuite.agents import bayes_pg as B
 from rlsuite.core.results import markdown_table, provenance, write_markdown
 from rlsuite.envs import make
 
 THETA = jnp.array([-0.2, 0.0])
+OUT = "results/benchmarks"
+SMOKE_OUT = "/tmp/rlsuite-smoke/benchmarks"
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    M: int = 20
+    """Trajectories per estimate."""
+    repeats: int = 200
+    """Timed calls per variant (the median is reported)."""
+    out: str = OUT
+    """Output folder of bpg_cost.md (``--smoke`` writes to /tmp/rlsuite-smoke/benchmarks unless --out is given)."""
+    smoke: bool = False
+    """Tiny sizes (CI): M = 5, 5 repeats; never writes results/."""
+
+
+SMOKE = dict(M=5, repeats=5)
 
 
 def median_time(f, args, repeats):
@@ -34,20 +53,19 @@ def median_time(f, args, repeats):
     return float(np.median(ts))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--M", type=int, default=20)
-    ap.add_argument("--repeats", type=int, default=200)
-    args = ap.parse_args()
+def main(args: Args):
+    if args.smoke:
+        args = dataclasses.replace(args, **SMOKE, out=SMOKE_OUT if args.out == OUT else args.out)
     env, p = make("lqr:lqr-1d")
     variants = [("mc", False), ("bpg1", False), ("bpg2", False), ("bpg1", True), ("bpg2", True)]
     key = jax.random.PRNGKey(0)
-    _, batch = jax.jit(B.make_estimator(B.BPGConfig(num_episodes=args.M), env, p))(key, THETA)
+    cfg0 = B.BPGConfig(num_episodes=args.M)
+    _, batch = jax.jit(B.make_estimator(cfg0, env, p))(key, THETA, B.default_hparams(cfg0))
     rows, base = [], {}
     for est, sparse in variants:
         cfg = B.BPGConfig(estimator=est, num_episodes=args.M, sparse=sparse, dictionary_size=args.M)
         hp = B.default_hparams(cfg)
-        full = jax.jit(lambda k, th, cfg=cfg: B.make_estimator(cfg, env, p)(k, th)[0].mean)
+        full = jax.jit(lambda k, th, cfg=cfg, hp=hp: B.make_estimator(cfg, env, p)(k, th, hp)[0].mean)
         only = jax.jit(lambda b, cfg=cfg, hp=hp: B.estimate(cfg, b, hp).mean)
         t_full = median_time(full, (key, THETA), args.repeats)
         t_only = median_time(only, (batch,), args.repeats)
@@ -62,9 +80,9 @@ def main():
     body += (f"\n\nTarget: one BPG estimate at M={args.M} <= 5x the MC estimate. Worst measured ratio "
              f"(sampling + estimate): {worst:.2f} -> {'met' if worst <= 5 else 'NOT met'}.\n")
     meta = provenance(seeds="PRNGKey(0)", M=args.M, repeats=args.repeats, env="lqr:lqr-1d (H=20)")
-    write_markdown("results/benchmarks/bpg_cost.md", "BPG vs MC gradient-estimate cost", body, meta)
+    write_markdown(f"{args.out}/bpg_cost.md", "BPG vs MC gradient-estimate cost", body, meta)
     print(f"worst BPG/MC ratio (estimate incl. sampling): {worst:.2f}")
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))

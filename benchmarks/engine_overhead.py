@@ -14,31 +14,52 @@ Bare loops:
   (`brax.envs.training.wrap`: EpisodeWrapper + AutoResetWrapper, which caches the first state
   instead of resetting), the loop Brax's trainers use.
 
-`--backends` additionally times every Brax backend on inverted_pendulum and hopper with our
-engine (small number of steps) to check the registry's default backend.
+`--part backends` times every Brax backend on inverted_pendulum and hopper with our engine
+(small number of steps) to check the registry's default backend.
 
 Usage:
     python benchmarks/engine_overhead.py                       # CartPole 256/2048 envs + Brax, backends
     taskset -c 1 python benchmarks/engine_overhead.py --part engine   # pinned: steadier on a busy box
     python benchmarks/engine_overhead.py --quick               # smaller sizes
+    python benchmarks/engine_overhead.py --smoke               # CI: tiny CartPole only, writes to /tmp
 Writes results/benchmarks/engine_overhead.{md,csv} and brax_backends.{md,csv}.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import time
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 from rlsuite.core import results
 from rlsuite.core.rollout import init_rollout, rollout
 from rlsuite.envs import make
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "results", "benchmarks")
+OUT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "results", "benchmarks"))
+SMOKE_OUT = "/tmp/rlsuite-smoke/benchmarks"
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    """Engine overhead: our rollout vs bare lax.scan(vmap(env.step)) loops (and Brax backends)."""
+
+    part: Literal["all", "engine", "backends"] = "all"
+    """engine overhead table, Brax backend sweep, or both."""
+    quick: bool = False
+    """Smaller sizes (CartPole 1024 / 256 steps, Brax 200 steps, 50 steps per backend)."""
+    reps: int = 7
+    """Interleaved timed repetitions (the minimum is reported)."""
+    out: str = OUT
+    """Output folder (``--smoke`` writes to /tmp/rlsuite-smoke/benchmarks unless --out is given)."""
+    smoke: bool = False
+    """CI: CartPole with 8 / 16 envs x 32 steps, 2 repetitions, no Brax (its compilation alone takes
+    minutes on 2 cores); never writes results/."""
 
 
 # ----------------------------------------------------------------------------- policies
@@ -174,9 +195,11 @@ def compare(label, fns: dict, w, reps: int, steps: int):
     return rows
 
 
-def engine_rows(quick: bool, reps: int):
+def engine_rows(quick: bool, reps: int, smoke: bool = False):
     rows = []
     cart_sizes = [(256, 1024), (2048, 256)] if quick else [(256, 4096), (2048, 1024)]
+    if smoke:
+        cart_sizes = [(8, 32), (16, 32)]
     env, params = make("gymnax:CartPole-v1")
     policy, w = make_policy(env, params)
     for n, t in cart_sizes:
@@ -185,6 +208,9 @@ def engine_rows(quick: bool, reps: int):
             "bare_gymnax": bare_gymnax_fn(env, params, policy, n, t),
         }
         rows += compare(f"gymnax:CartPole-v1 N={n} T={t}", fns, w, reps, n * t)
+    if smoke:
+        print("smoke: Brax loops skipped (compiling them takes minutes on 2 cores)", flush=True)
+        return rows
 
     n, t = (64, 200) if quick else (64, 1000)
     env, params = make("brax:inverted_pendulum", backend="spring")
@@ -223,19 +249,16 @@ def backend_rows(reps: int, num_envs: int = 64, num_steps: int = 100, envs=("inv
     return rows
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes")
-    ap.add_argument("--part", choices=["all", "engine", "backends"], default="all",
-                    help="engine overhead table, Brax backend sweep, or both")
-    ap.add_argument("--reps", type=int, default=7, help="interleaved timed repetitions (min is reported)")
-    ap.add_argument("--out", default=OUT)
-    args = ap.parse_args()
+def main(args: Args):
+    if args.smoke:
+        args = dataclasses.replace(args, reps=2, out=SMOKE_OUT if args.out == OUT else args.out)
+    if args.reps < 1:
+        raise ValueError(f"--reps must be >= 1, got {args.reps}")
     pinned = _affinity()
     meta = results.provenance(seeds=[0], reps=args.reps, jax=jax.__version__, cpu_affinity=pinned)
 
     if args.part in ("all", "engine"):
-        rows = engine_rows(args.quick, args.reps)
+        rows = engine_rows(args.quick, args.reps, args.smoke)
         header = ["setup", "loop", "compile_s", "run_s", "median_run_s", "steps_per_s", "ours_over_this"]
         results.write_csv(
             os.path.join(args.out, "engine_overhead.csv"), header, [[r[h] for h in header] for r in rows], meta
@@ -263,7 +286,9 @@ def main():
         )
         print("wrote", os.path.normpath(os.path.join(args.out, "engine_overhead.md")))
 
-    if args.part in ("all", "backends"):
+    if args.part in ("all", "backends") and args.smoke:
+        print("smoke: Brax backend sweep skipped (compiling Brax takes minutes on 2 cores)", flush=True)
+    elif args.part in ("all", "backends"):
         brows = backend_rows(args.reps, num_steps=50 if args.quick else 100)
         bh = ["env", "backend", "compile_s", "run_s", "steps_per_s"]
         results.write_csv(
@@ -300,4 +325,4 @@ def _affinity() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))

@@ -2,68 +2,85 @@
 
 Target (issue 3): N-HARPG <= 3x Vanilla-PG per iteration.  The per-iteration time is measured as
 ``(T(K2) - T(K1)) / (K2 - K1)`` of whole jitted ``train`` calls (compile excluded, best of
-``--repeats``), which cancels initialisation and the evaluation episodes.  Every variant runs in
-the same process, interleaved, so the printed *ratios* are meaningful on a shared machine even
-when the absolute times are not.
+``--repeats``), which cancels initialisation.  ``train`` is the protocol's
+``rlsuite.core.agent.make_train(agent)`` of the registry agent (no evaluation episodes).  Every
+variant runs in the same process, interleaved, so the printed *ratios* are meaningful on a shared
+machine even when the absolute times are not.
 
     python benchmarks/pg_hvp_overhead.py                      # CartPole, N = 25 episodes, H = 200
     python benchmarks/pg_hvp_overhead.py --env gymnax:Acrobot-v1 --horizon 500 --batch-episodes 10
+    python benchmarks/pg_hvp_overhead.py --smoke              # tiny sizes (seconds), writes to /tmp
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import time
+from typing import Optional
 
 import jax
+import tyro
 
-from rlsuite.agents import npg, reinforce
+from rlsuite import agents
+from rlsuite.core.agent import make_train
 from rlsuite.core.results import markdown_table, provenance, write_markdown
 from rlsuite.envs import make
 
 
+@dataclasses.dataclass(frozen=True)
+class Args:
+    """N-HARPG HVP overhead per iteration, relative to Vanilla-PG."""
+
+    env: str = "gymnax:CartPole-v1"
+    """Environment id (rlsuite.envs.make)."""
+    horizon: int = 200
+    """Episode length H."""
+    batch_episodes: int = 25
+    """Gradient batch N (episodes)."""
+    k1: int = 10
+    """Iterations of the shorter run."""
+    k2: int = 40
+    """Iterations of the longer run (per-iteration time = (T(k2) - T(k1)) / (k2 - k1))."""
+    repeats: int = 5
+    """Interleaved timing repeats (best of)."""
+    out: Optional[str] = None
+    """Markdown report (default results/benchmarks/pg_hvp_overhead.md; with --smoke under /tmp)."""
+    smoke: bool = False
+    """Tiny sizes (H = 10, N = 2, 1 vs 3 iterations, 1 repeat): checks the script, not a result."""
+
+
+SMOKE = dict(horizon=10, batch_episodes=2, k1=1, k2=3, repeats=1, out="/tmp/rlsuite-smoke/benchmarks/pg_hvp_overhead.md")
+
+
 def _variants(n: int):
-    common = dict(horizon=0, batch_episodes=n)  # horizon filled in below
+    """``{label: (registry name, config overrides)}``."""
     return {
-        "Vanilla-PG": (reinforce, reinforce.ReinforceConfig, {**common}),
-        "N-PG-IGT": (npg, npg.NPGConfig, {**common, "method": "igt"}),
-        "N-HARPG (N_B=1, paper)": (
-            npg,
-            npg.NPGConfig,
-            {**common, "method": "nharpg", "hessian_episodes": 1},
-        ),
-        f"N-HARPG (N_B=N={n})": (
-            npg,
-            npg.NPGConfig,
-            {**common, "method": "nharpg", "hessian_episodes": n},
-        ),
-        f"N-HARPG (N_B=N={n}, vmap HVP)": (
-            npg,
-            npg.NPGConfig,
-            {**common, "method": "nharpg", "hessian_episodes": n, "hvp_impl": "vmap"},
-        ),
+        "Vanilla-PG": ("reinforce", {}),
+        "N-PG-IGT": ("npg-igt", {}),
+        "N-HARPG (N_B=1, paper)": ("nharpg", {"hessian_episodes": 1}),
+        f"N-HARPG (N_B=N={n})": ("nharpg", {"hessian_episodes": n}),
+        f"N-HARPG (N_B=N={n}, vmap HVP)": ("nharpg", {"hessian_episodes": n, "hvp_impl": "vmap"}),
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--env", default="gymnax:CartPole-v1")
-    ap.add_argument("--horizon", type=int, default=200)
-    ap.add_argument("--batch-episodes", type=int, default=25)
-    ap.add_argument("--k1", type=int, default=10)
-    ap.add_argument("--k2", type=int, default=40)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", default="results/benchmarks/pg_hvp_overhead.md")
-    args = ap.parse_args()
+def main(args: Args) -> None:
+    if args.smoke:
+        args = dataclasses.replace(args, **{**SMOKE, "out": args.out or SMOKE["out"]})
+    out = args.out or "results/benchmarks/pg_hvp_overhead.md"
+    if not 0 < args.k1 < args.k2:
+        raise ValueError(f"need 0 < k1 < k2, got k1={args.k1}, k2={args.k2}")
 
     env, env_params = make(args.env)
     fns = {}
-    for name, (mod, cls, kw) in _variants(args.batch_episodes).items():
-        kw = {**kw, "horizon": args.horizon, "eval_episodes": 1}
+    for name, (agent_name, kw) in _variants(args.batch_episodes).items():
+        entry = agents.get(agent_name)
         for k in (args.k1, args.k2):
-            cfg = cls(**kw, num_iterations=k, eval_every=k)
-            train = jax.jit(mod.make_train(cfg, env, env_params))
-            hp = mod.default_hparams(cfg)
+            cfg = entry.config(
+                **kw, horizon=args.horizon, batch_episodes=args.batch_episodes, num_iterations=k,
+                eval_every=k, eval_episodes=1,
+            )
+            train = jax.jit(make_train(entry.make(cfg, env, env_params)))
+            hp = entry.default_hparams(cfg)
             jax.block_until_ready(train(jax.random.PRNGKey(0), hp))  # compile
             fns[(name, k)] = (train, hp)
 
@@ -102,10 +119,9 @@ def main() -> None:
         + verdict
         + "\n"
     )
-    write_markdown(
-        args.out, "N-HARPG HVP overhead", body, provenance(seeds=list(range(1, args.repeats + 1)))
-    )
+    write_markdown(out, "N-HARPG HVP overhead", body, provenance(seeds=list(range(1, args.repeats + 1))))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from gymnax.environments import spaces
 
+from rlsuite.core.validate import require_positive_int
+
 
 def _from_gymnasium_space(space):
     import gymnasium
@@ -28,8 +30,7 @@ class HostEnv:
     def __init__(self, name: str, num_envs: int = 1, **kwargs):
         import gymnasium
 
-        if int(num_envs) <= 0:
-            raise ValueError(f"num_envs must be positive, got {num_envs}")
+        require_positive_int("num_envs", num_envs)
         self.name = f"gymnasium:{name}"
         self.envs = [gymnasium.make(name, **kwargs) for _ in range(int(num_envs))]
         self.num_envs = int(num_envs)

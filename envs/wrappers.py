@@ -20,6 +20,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from rlsuite.core.validate import require_positive_int
+
 # Brax backends measured on the 2-core CPU (benchmarks/engine_overhead.py and STACK.md):
 # spring is the fastest on CPU for every env we tried (inverted_pendulum 290k steps/s vs
 # positional 117k, generalized 92k, mjx 72k; hopper 84k vs 48k / 13k / 13k).
@@ -60,8 +62,7 @@ class BraxToGymnax(environment.Environment):
 
         if backend not in BRAX_BACKENDS:
             raise ValueError(f"unknown Brax backend {backend!r}; choose one of {BRAX_BACKENDS}")
-        if int(episode_length) <= 0:
-            raise ValueError(f"episode_length must be positive, got {episode_length}")
+        require_positive_int("episode_length", episode_length)
         super().__init__()
         self.name_ = name
         self.backend = backend

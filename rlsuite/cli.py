@@ -81,6 +81,7 @@ def _train(argv: list[str]) -> int:
     import tyro
 
     from rlsuite import agents
+    from rlsuite.core.validate import require_positive_int
     from rlsuite.train import enable_compilation_cache, run_training
 
     if not argv or argv[0] in ("-h", "--help"):
@@ -113,8 +114,7 @@ def _train(argv: list[str]) -> int:
         if not hasattr(config, "total_timesteps"):
             raise ValueError(f"--total-steps applies to online agents; {name} counts its run otherwise (see --help)")
         config = dataclasses.replace(config, total_timesteps=run.total_steps)
-    if run.seeds <= 0:
-        raise ValueError(f"--seeds must be positive, got {run.seeds}")
+    require_positive_int("--seeds", run.seeds)
     env_kwargs = {"backend": run.backend} if run.backend else {}
     env = run.env or entry.default_env
     if run.backend and not env.startswith("brax:"):
@@ -147,6 +147,7 @@ def _agents(argv: list[str]) -> int:
 def _eval(argv: list[str]) -> int:
     import argparse
 
+    from rlsuite.core.validate import require_positive_int
     from rlsuite.train import enable_compilation_cache, evaluate_run
 
     p = argparse.ArgumentParser(prog="rlsuite eval", description="Evaluate the latest checkpoint of a run.")
@@ -154,8 +155,8 @@ def _eval(argv: list[str]) -> int:
     p.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default: the run's eval_episodes)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    if a.episodes is not None and a.episodes <= 0:
-        raise ValueError(f"--episodes must be positive, got {a.episodes}")
+    if a.episodes is not None:
+        require_positive_int("--episodes", a.episodes)
     enable_compilation_cache()
     print(json.dumps(evaluate_run(a.run_dir, a.episodes, a.seed), indent=2))
     return 0

@@ -445,7 +445,8 @@ def test_inert_knobs_act_where_they_apply(lqr):
     sp = B.BPGConfig(estimator="bpg1", sparse=True, dictionary_size=3, **_TINY)
     base = _final(sp, env, p)
     assert _differs(base, _final(dataclasses.replace(sp, dictionary_size=4), env, p))
-    assert _differs(base, _final(sp, env, p, ald_threshold=0.5))
+    roomy = dataclasses.replace(sp, dictionary_size=8, num_episodes=6)  # threshold decides membership
+    assert _differs(_final(roomy, env, p), _final(roomy, env, p, ald_threshold=0.5))
     bac = B.BACConfig(**_TINY)
     base = _final(bac, env, p)
     assert _differs(base, _final(bac, env, p, fisher_coef=1.5))

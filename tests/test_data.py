@@ -101,6 +101,105 @@ def test_collect_cartpole_discrete_terminals(cartpole):
     np.testing.assert_allclose(ret, ds.episode_lengths()[ds.complete_episode_mask()])  # reward 1 per step
 
 
+def test_stream_to_dataset_one_transition_or_chunks():
+    """The one stream collector: a single [T, N] Transition and the same stream in two time
+    chunks give the same env-major Dataset, cut ends flagged as time-outs."""
+    env, p = make("gymnax:Pendulum-v1")
+    pol, params = data.random_network_policy(env, p, jax.random.PRNGKey(0))
+    roll = jax.jit(lambda c, n: rollout(env, p, pol, params, c, n), static_argnums=1)
+    carry = init_rollout(env, p, jax.random.PRNGKey(1), 2)
+    _, whole = roll(carry, 60)
+    c1, a = roll(carry, 40)
+    _, b = roll(c1, 20)
+    ds = data.stream_to_dataset(whole, metadata={"kind": "x"})
+    _assert_same(ds, data.stream_to_dataset([a, b], metadata={"kind": "x"}))
+    assert len(ds) == 120 and ds.metadata == {"kind": "x"} and ds.log_probs.shape == (120,)
+    np.testing.assert_array_equal(np.flatnonzero(ds.timeouts), [59, 119])  # each env's stream is cut
+    np.testing.assert_array_equal(ds.observations[:60], np.asarray(whole.obs)[:, 0])
+    short = data.stream_to_dataset(whole, size=50)
+    assert len(short) == 50 and short.timeouts[-1]
+
+
+def test_train_ppo_orbax_snapshot_cache(tmp_path):
+    """PPO through the agent protocol; snapshots cached as orbax checkpoints and reused."""
+    from rlsuite.core import checkpoint
+    from rlsuite.data.collect import default_ppo_config, train_ppo
+
+    env, p = make("gymnax:Pendulum-v1")
+    cfg = default_ppo_config(env, p, 3 * 128, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1, hidden=(8,))
+    cache = str(tmp_path / "ppo")
+    run = train_ppo(env, p, jax.random.PRNGKey(0), 3 * 128, num_segments=3, eval_episodes=2, config=cfg, cache_dir=cache)
+    assert run.updates == [0, 1, 2, 3] and run.env_steps == [0, 128, 256, 384] and len(run.eval_returns) == 4
+    assert checkpoint.list_checkpoints(cache) == [0, 1, 2, 3] and not os.path.exists(os.path.join(cache, "snapshots.msgpack"))
+    assert "checkpoints/2 #2 (after 256 PPO env steps)" in run.checkpoint(2)
+    assert not np.allclose(jax.tree.leaves(run.snapshots[0])[0], jax.tree.leaves(run.snapshots[-1])[0])
+    again = train_ppo(env, p, jax.random.PRNGKey(0), 3 * 128, num_segments=3, eval_episodes=2, config=cfg, cache_dir=cache)
+    assert again.eval_returns == run.eval_returns and again.train_seconds == run.train_seconds  # loaded, not retrained
+    for x, y in zip(jax.tree.leaves(run.snapshots), jax.tree.leaves(again.snapshots), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # the same run without a cache trains to identical snapshots (the cache changes nothing)
+    fresh = train_ppo(env, p, jax.random.PRNGKey(0), 3 * 128, num_segments=3, eval_episodes=2, config=cfg)
+    assert fresh.eval_returns == run.eval_returns and fresh.path is None
+    for x, y in zip(jax.tree.leaves(run.snapshots), jax.tree.leaves(fresh.snapshots), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(ValueError, match="num_segments must be a positive integer"):
+        train_ppo(env, p, jax.random.PRNGKey(0), 128, num_segments=0, config=cfg)
+
+
+def test_prepare_data_offline_semantics():
+    """rlsuite.data.offline: reward scaling over return_range (cut at terminals, time-outs, chain
+    breaks and max_steps), qlearning drop, actions to [-1, 1], state statistics."""
+    from rlsuite.data.offline import locomotion_reward_scale, prepare_data, return_range
+
+    env, p = make("gymnax:Pendulum-v1")  # obs (3,), actions Box(-2, 2, (1,))
+    n = 12
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(n + 1, 3)).astype(np.float32)
+    nobs = obs[1:].copy()
+    nobs[5] += 10.0  # a chain break after row 5 (no flag)
+    ds = Dataset.from_arrays(
+        observations=obs[:-1], actions=rng.uniform(-2, 2, (n, 1)), rewards=np.arange(n, dtype=np.float32),
+        next_observations=nobs, terminals=np.eye(n, dtype=bool)[2], timeouts=np.eye(n, dtype=bool)[8],
+    )
+
+    def reference(max_steps):  # the pre-Dataset loop of O-DICE's reward scaling
+        brk = np.zeros(n, bool)
+        brk[:-1] = np.any(np.abs(nobs[:-1] - obs[1:n]) > 1e-6, axis=-1)
+        ends = ds.terminals | ds.timeouts | brk
+        out, ret, length = [], 0.0, 0
+        for i in range(n):
+            ret, length = ret + float(ds.rewards[i]), length + 1
+            if ends[i] or length == max_steps:
+                out.append(ret)
+                ret, length = 0.0, 0
+        return out + ([ret] if length else [])
+
+    for max_steps in (1000, 2, 4):
+        np.testing.assert_allclose(return_range(ds, max_steps), reference(max_steps))
+    np.testing.assert_allclose(return_range(ds, 1000), [0 + 1 + 2, 3 + 4 + 5, 6 + 7 + 8, 9 + 10 + 11])
+    scale = locomotion_reward_scale(ds, 1000)
+    assert scale == pytest.approx(1000.0 / 27.0)
+    prep = prepare_data(ds, env, p, reward_scale="locomotion")
+    assert prep.size == n - 1  # the time-out row 8 dropped
+    np.testing.assert_allclose(prep.rewards, np.delete(np.arange(n), 8) * scale, rtol=1e-6)
+    np.testing.assert_array_equal(prep.dones, np.delete(ds.terminals, 8).astype(np.float32))
+    np.testing.assert_allclose(prep.actions, np.delete(ds.actions, 8, 0) / 2.0, rtol=1e-6)
+    np.testing.assert_array_equal(prep.obs_mean, 0.0)
+    kept = prepare_data(ds, env, p, drop_timeouts=False, normalize_states=True, zero_rewards=True)
+    assert kept.size == n and not np.asarray(kept.rewards).any()
+    np.testing.assert_allclose(kept.obs_std, ds.observations.std(0) + 1e-3, rtol=1e-6)
+    np.testing.assert_allclose(kept.normalize(ds.observations).mean(0), 0.0, atol=1e-5)
+    b = jax.jit(lambda d, k: d.sample(k, 64))(prep, jax.random.PRNGKey(0))
+    assert b.observations.shape == (64, 3) and b.obs_mean.shape == (3,)
+    cart, cp = make("gymnax:CartPole-v1")
+    with pytest.raises(ValueError, match="continuous"):
+        prepare_data(ds, cart, cp)
+    with pytest.raises(ValueError, match="reward_scale='raw' is unknown"):
+        prepare_data(ds, env, p, reward_scale="raw")
+    with pytest.raises(ValueError, match="every transition of the dataset is a time-out"):
+        prepare_data(ds.replace(timeouts=np.ones(n, bool), terminals=np.zeros(n, bool)), env, p)
+
+
 def test_uniform_random_policy_and_reference():
     env, p = make("gymnax:Pendulum-v1")
     r = data.random_reference(env, p, seed=0, num_episodes=4, horizon=20)

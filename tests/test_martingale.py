@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from _knobs import _differs, _fingerprint, check_every_knob
+
 from rlsuite import agents
 from rlsuite.agents import martingale as mg
 from rlsuite.core.agent import make_train as make_train_of
@@ -357,21 +357,12 @@ def test_nan_hparams_give_non_finite_first_update(tiny, method):
 
 def test_evaluate_without_closed_form_value(tiny):
     env, p = tiny
-
-    class NoValue(type(env)):  # the OU task, pretending its value function is unknown
-        value = None
-
-    nv = NoValue()
-    del_attr = type("NV", (NoValue,), {})  # noqa: F841  (value=None is still an attribute)
     cfg = mg.MartingaleConfig(method="lstd", num_paths=16)
-    agent = mg.make(cfg, env, p)
-    assert agent.score == "eval_value_error"
-    assert nv.value is None  # has the attribute: the closed-form path; a real env without it:
-    agent2 = mg.make(cfg, _WithoutValue(env), p)
-    assert agent2.score == "eval_mean_sq_td"
-    st = agent2.init(jax.random.PRNGKey(0), mg.default_hparams(cfg))
-    st, _ = agent2.segment(st, mg.default_hparams(cfg), 1)
-    ev = agent2.evaluate(st, jax.random.PRNGKey(1))
+    agent = mg.make(cfg, _WithoutValue(env), p)
+    assert agent.score == "eval_mean_sq_td" and not agent.higher_is_better
+    hp = mg.default_hparams(cfg)
+    st, _ = agent.segment(agent.init(jax.random.PRNGKey(0), hp), hp, 1)
+    ev = agent.evaluate(st, jax.random.PRNGKey(1))
     assert set(ev) == {"eval_mean_sq_td"} and bool(jnp.isfinite(ev["eval_mean_sq_td"]))
 
 
@@ -425,10 +416,11 @@ def test_every_knob_lstd(tiny):
 @pytest.mark.parametrize(
     "knob,cfg_kw,alt",
     [
+        ("num_steps", dict(method="td0", mode="online", optimizer="adam"), 31),
         ("solver", dict(method="ml"), "sgd"),
         ("hidden", dict(method="td0", value="mlp", hidden=(4,)), (5,)),
         ("optimizer", dict(method="td0"), "adam"),
-        ("average_tail", dict(method="td0"), 0.0),
+        ("average_tail", dict(method="td0"), 1.0),
         ("gtd_metric", dict(method="gtd"), "identity"),
         ("ridge", dict(method="ml"), 1e-2),
         ("hp.lr", dict(method="td0"), None),

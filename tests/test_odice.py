@@ -187,28 +187,22 @@ def test_value_gradient_decomposition(small_ds, pendulum):
 def test_agent_protocol_metrics(small_ds, pendulum):
     env, p = pendulum
     config = odice.ODiceConfig(**TINY)
-    agent = agents.get("odice").make(config, env, p, small_ds)
+    ref = small_ds.with_metadata(ref_random_return=-1200.0, ref_expert_return=-200.0)
+    agent = agents.get("odice").make(config, env, p, ref)
     assert agent.counter == "samples" and agent.num_updates == 20 and agent.steps_per_update == 32
     hp = odice.default_hparams(config)
-    state = jax.jit(agent.init)(jax.random.PRNGKey(0), hp)
-    state, m = jax.jit(agent.segment, static_argnums=2)(state, hp, 5)
+    init, segment = jax.jit(agent.init), jax.jit(agent.segment, static_argnums=2)
+    state, m = segment(init(jax.random.PRNGKey(0), hp), hp, 5)
     np.testing.assert_array_equal(m["samples"], 32 * np.arange(1, 6))
     for k in ("loss/v", "loss/pi", "v_mean", "weight_mean", "proj_c", "feature_cos", "pi_log_std"):
         assert m[k].shape == (5,) and np.isfinite(m[k]).all(), k
     ev = jax.jit(agent.evaluate)(state, jax.random.PRNGKey(1))
-    assert set(ev) == {"eval_return"} and np.isfinite(ev["eval_return"])
-    # references in the metadata add the normalised score
-    ref = small_ds.with_metadata(ref_random_return=-1200.0, ref_expert_return=-200.0)
-    agent = odice.make(config, env, p, ref)
-    ev = agent.evaluate(state, jax.random.PRNGKey(1))
+    assert set(ev) == {"eval_return", "eval_normalized_score"} and np.isfinite(ev["eval_return"])
+    # the references in the metadata give the normalised score
     np.testing.assert_allclose(ev["eval_normalized_score"], 100 * (ev["eval_return"] + 1200.0) / 1000.0, rtol=1e-5)
     # a NaN hparam shows in the first update's metrics
-    _, m = jax.jit(make_train_of(agent))(jax.random.PRNGKey(0), hp.replace(lam=jnp.float32(np.nan)))
+    _, m = segment(init(jax.random.PRNGKey(0), hp), hp.replace(lam=jnp.float32(np.nan)), 5)
     assert not np.isfinite(m["loss/v"][0])
-    # make_train evaluates before training and every eval_every updates
-    _, m = jax.jit(odice.make_train(config, env, p, small_ds))(jax.random.PRNGKey(0), hp)
-    np.testing.assert_array_equal(m["eval_update"], [0, 10, 20])
-    assert m["eval_return"].shape == (3,) and m["loss/v"].shape == (20,)
 
 
 def test_vmap_over_seeds_and_hparams_equals_separate_runs(small_ds, pendulum):
@@ -219,6 +213,9 @@ def test_vmap_over_seeds_and_hparams_equals_separate_runs(small_ds, pendulum):
     hp_list = [odice.default_hparams(lam=0.5, eta=0.2), odice.default_hparams(lam=0.8, eta=1.0)]
     hps = jax.tree.map(lambda *x: jnp.stack(x), *hp_list)
     _, m_vmap = jax.jit(jax.vmap(train))(keys, hps)
+    # make_train evaluates before training and every eval_every updates
+    np.testing.assert_array_equal(m_vmap["eval_update"][0], [0, 10, 20])
+    assert m_vmap["eval_return"].shape == (2, 3) and m_vmap["loss/v"].shape == (2, 20)
     one = jax.jit(train)
     for i in range(2):
         _, m_i = one(keys[i], hp_list[i])
@@ -255,7 +252,7 @@ def test_baselines_run(small_ds, pendulum):
     bc_cfg = ob.BCConfig(**common)
     _, m = jax.jit(ob.make_train(bc_cfg, env, p, small_ds))(jax.random.PRNGKey(0), ob.default_hparams(bc_cfg))
     assert m["eval_return"].shape == (3,) and np.isfinite(m["loss/pi"]).all()
-    np.testing.assert_array_equal(m["samples"][[0, -1]], [32, 640])
+    np.testing.assert_array_equal(np.asarray(m["samples"])[[0, -1]], [32, 640])
     iql_cfg = ob.IQLConfig(hidden=(16, 16), **common)
     agent = agents.get("iql").make(iql_cfg, env, p, small_ds)
     _, m = jax.jit(make_train_of(agent, eval_every=10))(jax.random.PRNGKey(0), ob.default_hparams(iql_cfg))
@@ -364,13 +361,17 @@ def test_bad_inputs(small_ds, pendulum):
     with pytest.raises(ValueError, match="must divide"):
         odice.make_train(odice.ODiceConfig(**{**TINY, "eval_every": 7}), env, p, small_ds)
     with pytest.raises(ValueError, match="overflows the int32 'samples' counter"):
-        odice.make(odice.ODiceConfig(**{**TINY, "gradient_steps": 10_000_000}), env, p, small_ds)
+        odice.make(odice.ODiceConfig(**{**TINY, "gradient_steps": 100_000_000}), env, p, small_ds)
     with pytest.raises(ValueError, match="'expert'"):
         odice.make(odice.il_config(**TINY), env, p, small_ds)
     with pytest.raises(ValueError, match="only used with ODiceConfig.mode='il'"):
         odice.make(cfg, env, p, {"dataset": small_ds, "expert": small_ds})
-    with pytest.raises(ValueError, match="must be an rlsuite.data.Dataset"):
+    with pytest.raises(ValueError, match="data dict must have keys 'dataset'"):
         odice.make(cfg, env, p, small_ds.arrays())
+    with pytest.raises(ValueError, match="must be an rlsuite.data.Dataset"):
+        odice.make(cfg, env, p, np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="expected an rlsuite.data.Dataset, got dict"):
+        ob.make(ob.BCConfig(**{k: TINY[k] for k in ("gradient_steps", "eval_every", "batch_size")}), env, p, small_ds.arrays())
     with pytest.raises(ValueError, match="unknown O-DICE hyper-parameter"):
         odice.default_hparams(lamda=0.5)
     with pytest.raises(ValueError, match="unknown BCHParams field"):

@@ -2,7 +2,9 @@
 
 Fast: HVP vs a dense Hessian, unbiasedness of g, B Delta and the HARPG correction on an
 enumerable tabular MDP, the IGT/HARPG update rules on hand-computed examples, eta = 1 reductions,
-vmap over seeds / hyper-parameters, config errors.  Slow: each method learns CartPole.
+vmap over seeds / hyper-parameters, the agent protocol (metrics, counters, NaN hparams), every
+knob of reinforce and npg-igt changes the result, config errors.  Slow: the knob test of
+(N-)HARPG, each method learns CartPole.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _knobs import check_every_knob
 from flax import struct
 from gymnax.environments import environment, spaces
 from jax.flatten_util import ravel_pytree
 
+from rlsuite import agents
 from rlsuite.agents import npg, reinforce
 from rlsuite.agents import pg_common as pg
+from rlsuite.core.agent import Agent
 from rlsuite.core.rollout import rollout_episodes
 from rlsuite.envs import make
 
@@ -373,6 +378,105 @@ def test_vmap_over_seeds_and_hparams_equals_separate_runs():
         )
 
 
+# ----------------------------------------------------------------------------- the agent protocol
+
+
+def test_protocol_metrics_and_counters():
+    """Agent bundle, shared metric keys, env_steps = trajectories x horizon (HARPG's batch B too)."""
+    env = TinyMDP()
+    for name, registered, per_it in (("nsgdm", "reinforce", 4), ("igt", "npg-igt", 4), ("nharpg", "nharpg", 4 + 2)):
+        train, hp, cfg = tiny_train(name)
+        mod = reinforce if name == "nsgdm" else npg
+        agent = agents.get(registered).make(cfg, env, env.default_params)  # checks the variant too
+        assert isinstance(agent, Agent)
+        assert agent.num_updates == cfg.num_iterations and agent.counter == "env_steps"
+        assert agent.steps_per_update == per_it * H
+        assert mod.Config is type(cfg) and mod.HParams is pg.PGHParams
+        assert all(jnp.asarray(x).dtype == jnp.float32 for x in jax.tree.leaves(hp))
+        _, m = train(jax.random.PRNGKey(2), hp)
+        its = np.arange(1, cfg.num_iterations + 1)
+        np.testing.assert_array_equal(m["trajectories"], its * per_it)
+        np.testing.assert_array_equal(m["env_steps"], its * per_it * H)
+        np.testing.assert_array_equal(m["episodes"], np.full(cfg.num_iterations, 4))
+        np.testing.assert_array_equal(m["eval_update"], [0, 2, 4])
+        for k in ("episode_return", "grad_norm", "update_norm", "eval_return"):
+            assert np.all(np.isfinite(m[k])), k
+        ev = agent.evaluate(agent.init(jax.random.PRNGKey(0), hp), jax.random.PRNGKey(1))
+        assert set(ev) == {"eval_return"} and np.isfinite(ev["eval_return"])
+
+
+def test_non_finite_hparams_show_in_the_first_update():
+    """The runner's NaN stop: a NaN step size or discount is visible in update 0's metrics."""
+    train, hp, _ = tiny_train("nharpg")
+    for field in ("gamma0", "discount"):
+        _, m = train(jax.random.PRNGKey(0), hp.replace(**{field: jnp.float32(jnp.nan)}))
+        first = [np.asarray(m[k][0]) for k in ("grad_norm", "update_norm", "direction_norm")]
+        assert not all(np.isfinite(x) for x in first), field
+
+
+def test_make_train_is_core_make_train():
+    """``module.make_train`` = ``core.agent.make_train(make(...), eval_every)``, evaluations from
+    ``core.agent.eval_key``; the training stream is the pre-protocol one (k_init, k_train, _)."""
+    from rlsuite.core.agent import eval_key
+    from rlsuite.core.agent import make_train as core_make_train
+
+    env = TinyMDP()
+    train, hp, cfg = tiny_train("igt")
+    key = jax.random.PRNGKey(5)
+    s1, m1 = train(key, hp)
+    agent = npg.make(cfg, env, env.default_params)
+    s2, m2 = jax.jit(core_make_train(agent, eval_every=cfg.eval_every))(key, hp)
+    np.testing.assert_array_equal(_flat(s1), _flat(s2))
+    np.testing.assert_array_equal(m1["eval_return"], m2["eval_return"])
+    ev_end = agent.evaluate(s1, eval_key(key, cfg.num_iterations))["eval_return"]
+    np.testing.assert_allclose(m1["eval_return"][-1], ev_end, rtol=1e-6)
+
+
+# Tiny knob-test setting (compile time dominates: ~17 compilations per agent).
+_KNOB_CFG = dict(horizon=3, batch_episodes=2, num_iterations=3, eval_every=1, eval_episodes=1, hidden=(4,))
+_KNOB_ALT = {"hidden": (3,), "activation": "relu", "baseline": "none", "discount_from": "t",
+             "hvp_impl": "vmap", "eval_every": 3}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["reinforce", "npg-igt", pytest.param("harpg", marks=pytest.mark.slow),
+     pytest.param("nharpg", marks=pytest.mark.slow)],
+)
+def test_every_knob_changes_the_result(name):
+    env = TinyMDP()
+    extra = {} if name == "reinforce" else {"hessian_episodes": 1}
+    cfg = agents.get(name).config(**_KNOB_CFG, **extra)
+    report = check_every_knob(name, cfg, env, env.default_params, alternatives=_KNOB_ALT)
+    assert report["hp.gamma0"] == "changes" and report["batch_episodes"] == "changes"
+
+
+@pytest.mark.slow
+def test_method_specific_knobs_change_their_method():
+    """The knobs INERT lists as method- or action-space-specific do act where they apply."""
+    env = TinyMDP()
+    key = jax.random.PRNGKey(0)
+
+    def final(mod, cfg, e=env, p=None):
+        p = e.default_params if p is None else p
+        return _flat(jax.jit(mod.make_train(cfg, e, p))(key, mod.default_hparams(cfg))[0])
+
+    igt = _npg_cfg("igt", num_iterations=4)
+    assert not np.array_equal(final(npg, igt), final(npg, dataclasses.replace(igt, igt_eta_lag=True)))
+    nh = _npg_cfg("nharpg")
+    assert not np.array_equal(final(npg, nh), final(npg, dataclasses.replace(nh, hessian_episodes=3)))
+    pend, pend_params = make("gymnax:Pendulum-v1")
+    rc = reinforce.ReinforceConfig(horizon=5, batch_episodes=2, num_iterations=2, eval_every=1, hidden=(4,))
+    assert not np.array_equal(
+        final(reinforce, rc, pend, pend_params),
+        final(reinforce, dataclasses.replace(rc, init_log_std=-0.5), pend, pend_params),
+    )
+    sgd = dataclasses.replace(TINY_CFG, normalized=True)
+    hp = reinforce.default_hparams(sgd)
+    train = jax.jit(reinforce.make_train(sgd, env, env.default_params))
+    assert not np.array_equal(_flat(train(key, hp)[0]), _flat(train(key, hp.replace(eta0=jnp.float32(0.5)))[0]))
+
+
 # ----------------------------------------------------------------------------- bad inputs
 
 
@@ -381,12 +485,18 @@ def test_vmap_over_seeds_and_hparams_equals_separate_runs():
     [
         ({"batch_episodes": 0}, "batch_episodes"),
         ({"horizon": -1}, "horizon"),
-        ({"num_iterations": 10, "eval_every": 3}, "multiple of eval_every"),
+        ({"batch_episodes": 2.0}, "batch_episodes"),
+        ({"horizon": True}, "horizon"),
+        ({"num_iterations": 10, "eval_every": 3}, "eval_every=3 must divide num_iterations=10"),
+        ({"eval_episodes": 0}, "eval_episodes"),
         ({"baseline": "critic"}, "baseline"),
         ({"discount_from": "one"}, "discount_from"),
+        ({"activation": "swish"}, "activation"),
         ({"hidden": (32, 0)}, "hidden"),
+        ({"hidden": "32"}, "hidden"),
         ({"method": "storm"}, "method"),
         ({"hessian_episodes": 0}, "hessian_episodes"),
+        ({"hessian_episodes": 1.5}, "hessian_episodes"),
         ({"hvp_impl": "dense"}, "hvp_impl"),
     ],
 )
@@ -394,6 +504,13 @@ def test_bad_config_raises(kw, match):
     env = TinyMDP()
     with pytest.raises(ValueError, match=match):
         npg.make_train(npg.NPGConfig(**kw), env, env.default_params)
+
+
+def test_eval_every_is_a_make_train_constraint_only():
+    """The runner drives ``make``'s Agent in its own segments: eval_every need not divide there."""
+    env = TinyMDP()
+    cfg = npg.NPGConfig(num_iterations=10, eval_every=3)
+    assert npg.make(cfg, env, env.default_params).num_updates == 10
 
 
 def test_wrong_action_space_raises():
@@ -411,7 +528,7 @@ def test_wrong_action_space_raises():
 # (2500 gradient trajectories), 3 seeds vmapped; threshold on the mean of the last two evaluations
 # (10 episodes each, at theta_t).  (N-)HARPG add a Hessian batch of 25 episodes per iteration
 # (5000 trajectories in all).  Step sizes from the experiment's grid search.  Measured (3 seeds):
-# 23.6 -> 200.0 / 200.0 / 196.6 / 197.6; the four tests take ~30 s together on an idle 2-core CPU.
+# 23.8 -> 200.0 / 199.4 / 196.9 / 197.9 (eval keys from core.agent.eval_key); ~2 min together.
 LEARN = {
     "vanilla_pg": (reinforce, {}, 0.01, 150.0),
     "n_pg_igt": (npg, {"method": "igt"}, 0.3, 150.0),

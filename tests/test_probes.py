@@ -124,6 +124,7 @@ def test_actor_critic_learns_probe(name, probe):
 
 
 def _eval_return(entry, config, env, params, hp, seed=0):
+    """Train, then evaluate (stochastic policy: ``eval_return = 2 p(good) - 1`` on the action probe)."""
     agent = entry.make(config, env, params)
     key = jax.random.PRNGKey(seed)
 
@@ -139,8 +140,9 @@ def test_reinforce_picks_rewarded_action():
     entry = agents.get("reinforce")
     env, params = make("probe:action_reward")
     config = entry.config(horizon=1, batch_episodes=8, num_iterations=50, eval_every=50, eval_episodes=256, hidden=())
-    hp = entry.default_hparams(config)
+    hp = entry.default_hparams(config).replace(gamma0=jnp.float32(1.0))  # 8 seeds: 0.93-0.99
     _, metrics, ev = _eval_return(entry, config, env, params, hp)
+    assert np.isfinite(np.asarray(metrics["grad_norm"])).all()
     assert float(ev["eval_return"]) > 0.8, ev
 
 
@@ -149,6 +151,7 @@ def test_bac_picks_rewarded_action():
     entry = agents.get("bac")
     env, params = make("probe:action_reward", obs_dim=2)
     config = entry.config(horizon=1, num_episodes=8, num_updates=50, actions=(0, 1), eval_episodes=256)
-    hp = entry.default_hparams(config)
+    hp = entry.default_hparams(config).replace(step_size=jnp.float32(0.1))  # 8 seeds: 0.95-1.0
     _, metrics, ev = _eval_return(entry, config, env, params, hp)
+    assert np.isfinite(np.asarray(metrics["step_norm"])).all()
     assert float(ev["eval_return"]) > 0.8, ev

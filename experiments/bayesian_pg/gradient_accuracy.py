@@ -8,16 +8,17 @@ error (degrees), mean relative error ``|g_hat - g| / |g|``, and the target ratio
 
     python experiments/bayesian_pg/gradient_accuracy.py            # CPU default (~1-2 min)
     python experiments/bayesian_pg/gradient_accuracy.py --reps 2000 --noise-vars 0.1 1 10
+    python experiments/bayesian_pg/gradient_accuracy.py --smoke    # tiny sizes, writes to /tmp
 """
 
 from __future__ import annotations
 
-import argparse
-import os
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 from rlsuite.agents import bayes_pg as B
 from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
@@ -25,8 +26,34 @@ from rlsuite.envs import make
 from rlsuite.envs.lqr import lqr_exact_fisher, lqr_exact_gradient
 
 OUT = "results/bayesian_pg"
+SMOKE_OUT = "/tmp/rlsuite-smoke/bayesian_pg"
 CHUNK = 100  # repetitions per vmapped call
 ESTIMATORS = ("mc", "bpg1", "bpg2", "bpg2_trajG", "bpg1_exactG", "bpg2_exactG")
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    reps: int = 400
+    """Repetitions (independent batches of M episodes) per M."""
+    Ms: tuple[int, ...] = (5, 10, 20, 40, 80)
+    """Numbers of trajectories per estimate."""
+    noise_vars: tuple[float, ...] = (1.0, 0.1, 10.0)
+    """BPG GP noise variances sigma^2 (the first is the headline one)."""
+    theta: tuple[float, float] = (-0.2, 0.0)
+    """Policy parameters (lambda, log sigma) where the gradient is estimated."""
+    gamma: float = 0.95
+    """Discount."""
+    seed: int = 0
+    """Repetition keys: PRNGKey(seed + M) split into reps."""
+    envs: tuple[str, ...] = ("lqr:lqr-1d", "lqr:bandit")
+    """Env ids (LQR family, with a closed-form gradient)."""
+    out: str = OUT
+    """Output folder (``--smoke`` writes to /tmp/rlsuite-smoke/bayesian_pg unless --out is given)."""
+    smoke: bool = False
+    """Tiny sizes (CI): 8 repetitions, M in (5, 10), sigma^2 = 1; never writes results/."""
+
+
+SMOKE = dict(reps=8, Ms=(5, 10), noise_vars=(1.0,))
 
 
 def errors(est, g):
@@ -40,10 +67,11 @@ def run(env_id, theta, gamma, Ms, reps, noise_vars, seed):
     G_exact = lqr_exact_fisher(theta, p)
     rows = []
     for M in Ms:
-        est = B.make_estimator(B.BPGConfig(num_episodes=M, horizon=int(p.max_steps_in_episode), gamma=gamma), env, p)
+        cfg = B.BPGConfig(num_episodes=M, horizon=int(p.max_steps_in_episode), gamma=gamma)
+        est, hp = B.make_estimator(cfg, env, p), B.default_hparams(cfg)
 
         def one(key, s2):
-            _, b = est(key, theta)
+            _, b = est(key, theta, hp)
             U, y = b.traj_score, b.ret
             Gs = B.fisher_estimate(b.step_score, U, "step", 1e-6)
             Gt = B.fisher_estimate(b.step_score, U, "trajectory", 1e-6)
@@ -60,7 +88,7 @@ def run(env_id, theta, gamma, Ms, reps, noise_vars, seed):
         f = jax.jit(jax.vmap(one, (0, None)))
         keys = jax.random.split(jax.random.PRNGKey(seed + M), reps)
         for s2 in noise_vars:
-            chunks = [f(keys[i : i + CHUNK], jnp.float32(s2)) for i in range(0, reps, CHUNK)]
+            chunks = [f(keys[i : i + CHUNK], jnp.float32(s2)) for i in range(0, reps, CHUNK)]  # last may be short
             r = jax.tree.map(lambda *x: np.concatenate([np.asarray(c) for c in x]), *chunks)
             for k in ESTIMATORS:
                 if k == "mc" and s2 != noise_vars[0]:
@@ -111,41 +139,35 @@ def plot(rows, path):
     fig.savefig(path, dpi=120)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=400)
-    ap.add_argument("--Ms", type=int, nargs="+", default=[5, 10, 20, 40, 80])
-    ap.add_argument("--noise-vars", type=float, nargs="+", default=[1.0, 0.1, 10.0])
-    ap.add_argument("--theta", type=float, nargs=2, default=[-0.2, 0.0])
-    ap.add_argument("--gamma", type=float, default=0.95)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--envs", nargs="+", default=["lqr:lqr-1d", "lqr:bandit"])
-    args = ap.parse_args()
+def main(args: Args):
+    if args.smoke:
+        args = dataclasses.replace(args, **SMOKE, out=SMOKE_OUT if args.out == OUT else args.out)
+    out, Ms, noise_vars = args.out, list(args.Ms), list(args.noise_vars)
     theta = jnp.asarray(args.theta, jnp.float32)
     rows, grads = [], {}
     for env_id in args.envs:
-        r, g = run(env_id, theta, args.gamma, args.Ms, args.reps, args.noise_vars, args.seed)
+        r, g = run(env_id, theta, args.gamma, Ms, args.reps, noise_vars, args.seed)
         rows += r
         grads[env_id] = g.round(4).tolist()
-    meta = provenance(seeds=f"PRNGKey({args.seed}+M) split into {args.reps} repetitions", theta=args.theta,
+    meta = provenance(seeds=f"PRNGKey({args.seed}+M) split into {args.reps} repetitions", theta=list(args.theta),
                       gamma=args.gamma, exact_gradient=grads)
     header = ["env", "M", "estimator", "noise_var", "angle_deg", "angle_se", "rel_err", "rel_err_se"]
-    write_csv(f"{OUT}/gradient_accuracy.csv", header, rows, meta)
-    rat = ratios(rows, args.Ms, args.noise_vars)
-    write_csv(f"{OUT}/gradient_accuracy_ratio.csv", ["env", "M", "estimator", "noise_var", "rel_err_ratio_vs_mc_2M", "angle_ratio_vs_mc_2M"], rat, meta)
-    plot(rows, f"{OUT}/gradient_accuracy.png")
+    write_csv(f"{out}/gradient_accuracy.csv", header, rows, meta)
+    rat = ratios(rows, Ms, noise_vars)
+    write_csv(f"{out}/gradient_accuracy_ratio.csv", ["env", "M", "estimator", "noise_var", "rel_err_ratio_vs_mc_2M", "angle_ratio_vs_mc_2M"], rat, meta)
+    plot(rows, f"{out}/gradient_accuracy.png")
     body = ("Mean over repetitions (se = standard error). `bpg1`/`bpg2` use the per-step Fisher estimate (rlsuite default), "
             "`bpg2_trajG` the trajectory form (collapses to MC scaled by M/(M+sigma^2)), `*_exactG` the exact Fisher "
             "(oracle, for insight only).\n\n")
     body += markdown_table(header, rows)
     body += "\n\n## Target: error of BPG at M / error of MC at 2M (<= 1 meets it)\n\n"
     body += markdown_table(["env", "M", "estimator", "noise_var", "rel. error ratio", "angle ratio"], rat)
-    write_markdown(f"{OUT}/gradient_accuracy.md", "BPG gradient-estimate accuracy (1-D LQR, exact gradient)", body, meta)
+    write_markdown(f"{out}/gradient_accuracy.md", "BPG gradient-estimate accuracy (1-D LQR, exact gradient)", body, meta)
     for r in rat:
         if r[2] == "bpg2" and r[3] == 1.0:
             print(f"{r[0]} M={r[1]}: Model2(M)/MC(2M) rel-error ratio {r[4]:.3f}, angle ratio {r[5]:.3f}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-    os.makedirs(OUT, exist_ok=True)
-    main()
+    main(tyro.cli(Args))

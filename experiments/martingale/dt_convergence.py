@@ -14,10 +14,17 @@ The paper's portfolio / ergodic LQ examples are policy-*optimisation* follow-ups
 
     python experiments/martingale/dt_convergence.py               # CPU default, a few minutes
     python experiments/martingale/dt_convergence.py --paper-scale # 5 seeds, 4x paths / iterations
+    python experiments/martingale/dt_convergence.py --smoke       # tiny sizes, /tmp/rlsuite-smoke/martingale
+
+Every run goes through the agent protocol: ``rlsuite.agents.get("martingale").make(...)``,
+``rlsuite.core.agent.make_train`` and ``rlsuite.core.sweep.run_sweep`` (vmap over seeds).  The seed
+keys are ``jax.random.split(PRNGKey(base), seeds)`` as when the tables were first made, so the
+numbers in ``results/martingale`` are reproduced exactly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -28,9 +35,15 @@ import jax.numpy as jnp
 import numpy as np
 import tyro
 
+from rlsuite import agents
 from rlsuite.agents import martingale as mg
+from rlsuite.core.agent import make_train
 from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
+from rlsuite.core.sweep import run_sweep
 from rlsuite.envs import make
+
+ENTRY = agents.get("martingale")
+SMOKE_OUT = "/tmp/rlsuite-smoke/martingale"
 
 METHODS = {
     "lstd": dict(method="lstd"),
@@ -40,6 +53,13 @@ METHODS = {
     "td0-online": dict(method="td0", mode="online"),
     "tdlambda-online": dict(method="tdlambda", mode="online"),
     "gtd-online": dict(method="gtd", mode="online"),
+}
+
+
+GBM_METHODS = {
+    "ml (sgd)": dict(method="ml"),
+    "td0 offline": dict(method="td0"),
+    "tdlambda offline": dict(method="tdlambda"),
 }
 
 
@@ -63,13 +83,33 @@ class Args:
     """Which outputs to (re)build: checks -> closed_form_checks, sheet -> sheet_table, convergence."""
     target_seeds: int = 20
     """Independent seeds for the LSTD timing/accuracy target (dt = 0.01, 10^4 paths each)."""
+    target_paths: int = 10_000
+    """Paths of the LSTD target run and of the BM-terminal closed-form checks."""
+    bm_methods: tuple[str, ...] = ("lstd", "ml", "mstde")
+    """Closed-form methods of the BM-terminal check (keys of METHODS)."""
+    gbm_methods: tuple[str, ...] = tuple(GBM_METHODS)
+    """Methods of the GBM rate check (keys of GBM_METHODS)."""
+    gbm_paths: int = 500
+    """Paths per iteration of the GBM rate checks."""
+    gbm_iterations: int = 200
+    """Iterations of the GBM rate checks."""
+    sheet_dts: tuple[float, ...] = (0.1, 0.03, 0.01, 0.003)
+    """Time steps of the sheet's §9 table."""
+    sheet_paths: int = 4000
+    """Paths of the sheet's §9 table (one draw)."""
     paper_scale: bool = False
     """5 seeds, 4x paths and iterations."""
+    smoke: bool = False
+    """Tiny sizes (CI, well under a minute); writes to /tmp/rlsuite-smoke/martingale unless --out is given."""
     out: str = "results/martingale"
+    """Output folder (CSV, Markdown, PNG)."""
 
 
-def _stack(hps):
-    return jax.tree.map(lambda *x: jnp.stack(x), *hps)
+def train_seeds(cfg, env, p, hp, keys):
+    """Final states of ``len(keys)`` runs of ``cfg`` (one ``run_sweep`` over the seed keys)."""
+    train = make_train(ENTRY.make(cfg, env, p))
+    st, _ = run_sweep(train, keys, jax.tree.map(lambda x: x[None], hp))
+    return jax.tree.map(lambda x: x[0], st)
 
 
 def run_method(
@@ -87,7 +127,7 @@ def run_method(
     hp = mg.default_hparams(cfg, p, dt=dt)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     t0 = time.perf_counter()
-    st, _ = jax.jit(jax.vmap(mg.make_train(cfg, env, p), in_axes=(0, None)))(keys, hp)
+    st = train_seeds(cfg, env, p, hp, keys)
     theta = np.asarray(jax.block_until_ready(st.theta_avg))
     return cfg, theta, time.perf_counter() - t0
 
@@ -167,19 +207,21 @@ def _plot(args, errs, path):
 def sheet_table(args: Args, meta):
     """Sheet §9: Euler steps, 4000 paths, one draw."""
     rows = []
-    for dt in (0.1, 0.03, 0.01, 0.003):
+    for dt in args.sheet_dts:
         env, p = make("diffusion:ou", dt=dt, scheme="euler")
         row = [dt]
         for name in ("mstde", "lstd", "ml"):
-            _, theta, _ = run_method(env, p, METHODS[name], dt, 1, 4000, 1, args.steps_per_batch)
+            _, theta, _ = run_method(
+                env, p, METHODS[name], dt, 1, args.sheet_paths, 1, args.steps_per_batch
+            )
             row.append("(%.3f, %.3f)" % tuple(theta[0]))
         rows.append(row)
         print("sheet", row, flush=True)
     header = ["dt", "MSTDE theta", "LSTD theta", "ML theta"]
     write_csv(f"{args.out}/sheet_table.csv", header, rows, meta)
     body = (
-        "Sheet §9 setting: OU, kappa = sigma = beta = 1, T = 3, h = V, x0 ~ U[-2, 2], **Euler** steps, 4000 "
-        "paths, features [x^2, 1], theta* = (0.333, 0.333). Sheet values: MSTDE (0.09, 0.84) / (0.029, 0.83) / "
+        "Sheet §9 setting: OU, kappa = sigma = beta = 1, T = 3, h = V, x0 ~ U[-2, 2], **Euler** steps, "
+        f"{args.sheet_paths} paths, features [x^2, 1], theta* = (0.333, 0.333). Sheet values: MSTDE (0.09, 0.84) / (0.029, 0.83) / "
         "(0.010, 0.78) / (0.003, 0.65); LSTD (0.38, 0.36) / (0.34, 0.335) / (0.34, 0.34) / (0.327, 0.337); "
         "ML (0.39, 0.34) / (0.334, 0.34) / (0.34, 0.335) / (0.334, 0.331).\n\n"
         + markdown_table(header, rows)
@@ -194,10 +236,10 @@ def closed_form_checks(args: Args, meta):
     rows = []
     # issue target: LSTD at dt = 0.01, 10^4 paths, OU, < 2 % relative L2, < 1 minute
     env, p = make("diffusion:ou", dt=0.01)
-    cfg = mg.MartingaleConfig(method="lstd", num_paths=10_000)
+    cfg = mg.MartingaleConfig(method="lstd", num_paths=args.target_paths)
     hp = mg.default_hparams(cfg, p)
     t0 = time.perf_counter()
-    train = jax.jit(mg.make_train(cfg, env, p)).lower(jax.random.PRNGKey(0), hp).compile()
+    train = jax.jit(make_train(ENTRY.make(cfg, env, p))).lower(jax.random.PRNGKey(0), hp).compile()
     t1 = time.perf_counter()
     st, _ = train(jax.random.PRNGKey(0), hp)
     theta = jax.block_until_ready(st.theta)
@@ -206,7 +248,7 @@ def closed_form_checks(args: Args, meta):
     rows.append(
         [
             "ou",
-            "lstd (target: 1e4 paths, dt=0.01)",
+            f"lstd (target: {args.target_paths:.0e} paths, dt=0.01)".replace("e+0", "e"),
             "[x^2, 1]",
             _fmt(theta),
             "(0.3333, 0.3333)",
@@ -214,7 +256,7 @@ def closed_form_checks(args: Args, meta):
         ]
     )
     keys = jax.random.split(jax.random.PRNGKey(1), args.target_seeds)
-    thetas = jax.jit(jax.vmap(mg.make_train(cfg, env, p), in_axes=(0, None)))(keys, hp)[0].theta
+    thetas = train_seeds(cfg, env, p, hp, keys).theta
     errs = np.array([float(mg.relative_l2_error(cfg, env, p, t)) for t in thetas])
     rows.append(
         [
@@ -229,9 +271,9 @@ def closed_form_checks(args: Args, meta):
     )
     # BM terminal, features [x^2, T - t], theta* = (1, sigma^2)
     env, p = make("diffusion:bm-terminal", dt=0.01)
-    for name in ("lstd", "ml", "mstde"):
+    for name in args.bm_methods:
         cfg, theta, secs = run_method(
-            env, p, METHODS[name], 0.01, 1, 10_000, 1, args.steps_per_batch
+            env, p, METHODS[name], 0.01, 1, args.target_paths, 1, args.steps_per_batch
         )
         err = float(mg.relative_l2_error(cfg, env, p, jnp.asarray(theta[0])))
         rows.append(
@@ -247,15 +289,14 @@ def closed_form_checks(args: Args, meta):
     # GBM, J = x^p exp(theta (T - t)), theta* = c_p
     env, p = make("diffusion:gbm", dt=0.01)
     c_p = float(env.true_parameter(p)[0])
-    for name, kw in (
-        ("ml (sgd)", dict(method="ml")),
-        ("td0 offline", dict(method="td0")),
-        ("tdlambda offline", dict(method="tdlambda")),
-    ):
-        cfg = mg.MartingaleConfig(**kw, value="parametric", num_paths=500, num_iterations=200)
+    for name in args.gbm_methods:
+        kw = GBM_METHODS[name]
+        cfg = mg.MartingaleConfig(
+            **kw, value="parametric", num_paths=args.gbm_paths, num_iterations=args.gbm_iterations
+        )
         hp = mg.default_hparams(cfg, p)
         t0 = time.perf_counter()
-        st, _ = jax.jit(mg.make_train(cfg, env, p))(jax.random.PRNGKey(0), hp)
+        st, _ = jax.jit(make_train(ENTRY.make(cfg, env, p)))(jax.random.PRNGKey(0), hp)
         th = float(st.theta_avg[0])
         rows.append(
             [
@@ -274,7 +315,7 @@ def closed_form_checks(args: Args, meta):
     body = (
         "dt = 0.01, exact transitions. OU: kappa = sigma = beta = 1, T = 3. BM terminal: m = beta = 0, sigma = 1, "
         "T = 1, x0 ~ U[-2, 2]. GBM: mu = 0.2, sigma = 0.3, p = 2, beta = 0, T = 1, x0 ~ U[0.5, 1.5] "
-        "(500 paths x 200 iterations, Polyak tail average).\n\n" + markdown_table(header, rows)
+        f"({args.gbm_paths} paths x {args.gbm_iterations} iterations, Polyak tail average).\n\n" + markdown_table(header, rows)
     )
     write_markdown(
         f"{args.out}/closed_form_checks.md",
@@ -289,13 +330,41 @@ def _fmt(theta):
     return "(" + ", ".join(f"{float(x):.4f}" for x in np.asarray(theta)) + ")"
 
 
+def smoke_args(args: Args) -> Args:
+    """Tiny sizes that still run every part (and every code path of it)."""
+    return dataclasses.replace(
+        args,
+        dts=(0.1, 0.05),
+        methods=("lstd", "td0-online"),
+        seeds=2,
+        closed_form_paths=200,
+        sa_paths=16,
+        sa_iterations=4,
+        target_seeds=2,
+        target_paths=200,
+        bm_methods=("mstde",),
+        gbm_methods=("td0 offline",),
+        gbm_paths=16,
+        gbm_iterations=4,
+        sheet_dts=(0.1,),
+        sheet_paths=200,
+        paper_scale=False,
+        out=SMOKE_OUT if args.out == Args.out else args.out,
+    )
+
+
 def main(args: Args):
+    if args.smoke:
+        args = smoke_args(args)
     if args.paper_scale:
         args.seeds, args.closed_form_paths = 5, 4 * args.closed_form_paths
         args.sa_paths, args.sa_iterations = 4 * args.sa_paths, 4 * args.sa_iterations
-    bad = [m for m in args.methods if m not in METHODS]
+    bad = [m for m in args.methods + args.bm_methods if m not in METHODS]
+    bad += [m for m in args.gbm_methods if m not in GBM_METHODS]
     if bad:
-        raise ValueError(f"unknown method {bad[0]!r}; choose from {sorted(METHODS)}")
+        raise ValueError(
+            f"unknown method {bad[0]!r}; choose from {sorted(METHODS)} (GBM: {sorted(GBM_METHODS)})"
+        )
     os.makedirs(args.out, exist_ok=True)
     bad = [x for x in args.parts if x not in ("checks", "sheet", "convergence")]
     if bad:

@@ -13,38 +13,66 @@ PPO budget (D4RL used 1M transitions and fully trained agents; not CPU-feasible)
     python experiments/odice/build_datasets.py                        # CPU defaults -> /work/datasets
     python experiments/odice/build_datasets.py --envs gymnax:Pendulum-v1 --out /tmp/ds
     python experiments/odice/build_datasets.py --paper                # paper sizes
+    python experiments/odice/build_datasets.py --smoke                # CI: tiny Pendulum build in /tmp/rlsuite-smoke/odice
+
+PPO snapshots are cached as orbax checkpoints under ``<out>/_cache`` (``rlsuite.data.collect``);
+an old msgpack cache is not read (PPO is retrained once).
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 import time
 import traceback
+from typing import Optional
+
+import tyro
 
 BRAX_ENVS = ("brax:hopper", "brax:walker2d", "brax:halfcheetah")
 SMOKE_ENVS = ("gymnax:Pendulum-v1",)
 KINDS = ("random", "medium", "expert", "medium-replay", "medium-expert")
+SMOKE_OUT = "/tmp/rlsuite-smoke/odice"
+
+
+@dataclasses.dataclass
+class Args:
+    """Build the D4RL-style offline datasets for the O-DICE experiments with rlsuite.data."""
+
+    out: Optional[str] = None
+    """Dataset root, outside the repo (default /work/datasets; smoke: /tmp/rlsuite-smoke/odice/datasets)."""
+    envs: Optional[tuple[str, ...]] = None
+    """Env ids (default: Pendulum-v1 + Brax hopper, walker2d, halfcheetah)."""
+    kinds: tuple[str, ...] = KINDS
+    """Dataset kinds."""
+    size: Optional[int] = None
+    """Transitions per kind (default 100k Brax, 20k Pendulum)."""
+    ppo_steps: Optional[int] = None
+    """PPO budget in env steps (default 1M Brax, 200k Pendulum)."""
+    seed: int = 0
+    """Seed of the PPO run and the collection."""
+    paper: bool = False
+    """Paper scale: 1M transitions, 10M PPO steps."""
+    results: Optional[str] = None
+    """Where datasets.md / datasets.csv go (default results/odice; smoke: /tmp/rlsuite-smoke/odice)."""
+    overwrite: bool = False
+    """Rebuild datasets that exist."""
+    smoke: bool = False
+    """Tiny Pendulum build (CI): 400 transitions per kind, a 2-update PPO run, 4 reference episodes."""
 
 
 def dataset_dir(out: str, env_id: str, kind: str) -> str:
     return os.path.join(out, f"{env_id.replace(':', '-').lower()}-{kind}-v0")
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="/work/datasets", help="dataset root (outside the repo)")
-    ap.add_argument("--envs", nargs="*", default=None, help=f"env ids (default: {SMOKE_ENVS + BRAX_ENVS})")
-    ap.add_argument("--kinds", nargs="*", default=list(KINDS))
-    ap.add_argument("--size", type=int, default=None, help="transitions per kind (default 100k Brax, 20k smoke)")
-    ap.add_argument("--ppo-steps", type=int, default=None, help="PPO budget (default 1M Brax, 200k smoke)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--paper", action="store_true", help="paper scale: 1M transitions, 10M PPO steps")
-    ap.add_argument("--results", default="results/odice", help="where datasets.md / datasets.csv go")
-    ap.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args(argv)
-
+def main(args: Args) -> int:
+    extra = {}
+    if args.smoke:
+        args.envs, args.size, args.ppo_steps, args.overwrite = SMOKE_ENVS, 400, 4096, True
+        extra = dict(num_segments=2, eval_episodes=2, ref_episodes=4)
+    args.out = args.out or (os.path.join(SMOKE_OUT, "datasets") if args.smoke else "/work/datasets")
+    args.results = args.results or (SMOKE_OUT if args.smoke else "results/odice")
     from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
     from rlsuite.data.cli import _RichProgress
     from rlsuite.data.collect import Builder, BuildSpec
@@ -64,7 +92,7 @@ def main(argv=None) -> int:
         ppo_steps = args.ppo_steps or (10_000_000 if args.paper else (200_000 if smoke else 1_000_000))
         spec = BuildSpec(env_id=env_id, kind="random", size=size, seed=args.seed, ppo_steps=ppo_steps,
                          num_envs=16 if smoke else 64, cache_dir=cache,
-                         command=" ".join([os.path.basename(sys.executable)] + sys.argv))
+                         command=" ".join([os.path.basename(sys.executable)] + sys.argv), **extra)
         t_env = time.time()
         try:
             with _RichProgress() as prog:
@@ -140,4 +168,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(tyro.cli(Args)))

@@ -20,124 +20,88 @@ Datasets
 CPU-default scale (say so in every table): small networks (V 2x64, policy 2x64), 10k gradient
 steps, 5 seeds.  ``--paper-scale``: V 2x256 LayerNorm twin, policy 2x1024, 1M steps, eval every 5k.
 
+Every algorithm is a registered agent (``odice`` with ``gradient_rule`` semi_gradient /
+true_gradient / orthogonal, ``bc``, ``iql``) trained through ``rlsuite.core.agent.make_train``
+(``common.train_seeds``: seeds vmapped, prepared data passed into ``jit`` as an argument).
+
     python experiments/odice/run_offline.py                      # pendulum, CPU default
     python experiments/odice/run_offline.py --suite brax --data-dir /work/datasets
     python experiments/odice/run_offline.py --paper-scale --suite brax
+    python experiments/odice/run_offline.py --smoke              # CI: seconds, writes to /tmp/rlsuite-smoke/odice
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import glob
 import os
 import sys
 import time
+from typing import Literal, Optional
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+import tyro
 
-from rlsuite.agents import odice
-from rlsuite.agents.offline_baselines import (
-    BCConfig,
-    IQLConfig,
-    bc_default_hparams,
-    iql_default_hparams,
-    make_train_bc,
-    make_train_iql,
-)
-from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
-from rlsuite.core.rollout import init_rollout, rollout
-from rlsuite.data import references as refs
-from rlsuite.data.dataset import Dataset
-from rlsuite.envs import make
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import SMOKE_OUT, load_dataset, pendulum_dataset, pendulum_references, train_seeds  # noqa: E402
+
+from rlsuite import agents  # noqa: E402
+from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown  # noqa: E402
+from rlsuite.data import references as refs  # noqa: E402
+from rlsuite.envs import make  # noqa: E402
 
 ALGOS = ("BC", "IQL", "semi-DICE", "true-DICE", "O-DICE")
+Algo = Literal["BC", "IQL", "semi-DICE", "true-DICE", "O-DICE"]
 BRAX_TASKS = ("hopper", "walker2d", "halfcheetah")
 
-# ============================================================================ Pendulum datasets
 
+@dataclasses.dataclass
+class Args:
+    """Offline RL benchmark: BC / IQL / semi-gradient DICE / true-gradient DICE / O-DICE."""
 
-def pendulum_controller(obs):
-    """Energy-pumping swing-up + PD balance for gymnax Pendulum-v1 (theta'' = 15 sin(theta) + 3u)."""
-    c, s, w = obs[:, 0], obs[:, 1], obs[:, 2]
-    th = jnp.arctan2(s, c)
-    energy = 0.5 * w**2 + 15.0 * (c - 1.0)
-    swing = jnp.where(energy < 0, 2.0 * jnp.sign(w + 1e-3), -2.0 * jnp.sign(w))
-    u = jnp.where(c > 0.85, -(10.0 * th + 2.0 * w), swing)
-    return jnp.clip(u, -2.0, 2.0)[:, None]
-
-
-def noisy_controller(eps, obs, key):
-    """With probability ``eps`` (per env and step) a uniform random torque, else the controller's."""
-    k1, k2 = jax.random.split(key)
-    a = pendulum_controller(obs)
-    rnd = jax.random.uniform(k1, a.shape, minval=-2.0, maxval=2.0)
-    use = jax.random.uniform(k2, (obs.shape[0], 1)) < eps
-    return jnp.where(use, rnd, a), None
-
-
-def collect_segments(env, env_params, eps_list, key, num_envs: int, steps_per_segment: int) -> Dataset:
-    """Engine rollouts with a noise level per segment (carry runs on across segments); env-major
-    layout so episodes are contiguous; the last step of each env's stream is a (cut) time-out."""
-    carry = init_rollout(env, env_params, key, num_envs)
-    run = jax.jit(lambda c, eps: rollout(env, env_params, noisy_controller, eps, c, steps_per_segment))
-    parts = []
-    for eps in eps_list:
-        carry, tr = run(carry, jnp.asarray(eps, jnp.float32))
-        parts.append(tr)
-    tr = jax.tree.map(lambda *x: jnp.concatenate(x, 0), *parts)
-
-    def flat(x):
-        x = np.asarray(jnp.swapaxes(x, 0, 1))
-        return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
-
-    tout = np.asarray(tr.truncated).copy()
-    tout[-1] |= ~np.asarray(tr.terminated)[-1]
-    return Dataset.from_arrays(
-        observations=flat(tr.obs), actions=flat(tr.action), rewards=flat(tr.reward),
-        next_observations=flat(tr.next_obs), terminals=flat(tr.terminated), timeouts=flat(jnp.asarray(tout)),
-    )
-
-
-def pendulum_references(env, env_params, seed: int = 0) -> dict:
-    rand = refs.random_reference(env, env_params, seed=10_000 + seed, num_episodes=100)
-    expert = refs.policy_reference(
-        env, env_params, lambda p, o, k: (pendulum_controller(o), None), None, seed=20_000 + seed, num_episodes=100
-    )
-    return {"ref_random_return": rand["mean"], "ref_expert_return": expert["mean"], "ref_source": "rlsuite-controller"}
-
-
-def pendulum_dataset(kind: str, size: int, seed: int = 0, references: dict | None = None) -> Dataset:
-    """``medium`` (eps = 0.7), ``medium-replay`` (eps annealed 1.0 -> 0.7), ``expert`` (eps = 0),
-    ``random`` (eps = 1)."""
-    env, p = make("gymnax:Pendulum-v1")
-    num_envs, segments = 10, 10
-    steps = max(size // (num_envs * segments), 1)
-    eps = {
-        "medium": [0.7] * segments, "expert": [0.0] * segments, "random": [1.0] * segments,
-        "medium-replay": list(np.linspace(1.0, 0.7, segments)),
-    }[kind]
-    ds = collect_segments(env, p, eps, jax.random.PRNGKey(seed + 1), num_envs, steps)
-    md = {"env_id": "gymnax:Pendulum-v1", "kind": kind, "seed": seed, "max_episode_steps": int(p.max_steps_in_episode),
-          "policy": "noisy energy/PD controller", "eps": [float(e) for e in eps]}
-    md.update(references or pendulum_references(env, p, seed))
-    return ds.with_metadata(**md)
-
-
-# ============================================================================ loading
-
-
-def load_dataset(path: str) -> Dataset:
-    """Load a dataset file with rlsuite.data's IO (Minari directory or D4RL-layout HDF5)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"dataset {path!r} does not exist (build it with experiments/odice/build_datasets.py)")
-    from rlsuite.data import io as dio  # written by the data side of issue 6
-
-    for name in ("load", "load_dataset", "load_any"):
-        if hasattr(dio, name):
-            return getattr(dio, name)(path)
-    raise RuntimeError("rlsuite.data.io has no load function")
+    suite: Literal["pendulum", "brax"] = "pendulum"
+    """Datasets: Pendulum-v1 built here, or the Brax medium datasets under --data-dir."""
+    kinds: Optional[tuple[str, ...]] = None
+    """Dataset kinds (pendulum default: medium medium-replay; brax: medium)."""
+    tasks: tuple[str, ...] = BRAX_TASKS
+    """Brax tasks."""
+    data_dir: str = "/work/datasets"
+    """Where build_datasets.py put the Brax datasets."""
+    dataset: tuple[str, ...] = ()
+    """Explicit dataset files (Minari dirs / D4RL .hdf5); overrides the --suite lookup."""
+    env: Optional[str] = None
+    """Env id for --dataset files (default: the file's metadata env_id)."""
+    size: int = 100_000
+    """Pendulum dataset size (transitions)."""
+    algos: tuple[Algo, ...] = ALGOS
+    """Algorithms to run."""
+    seeds: int = 5
+    """Seeds 0..N-1, vmapped."""
+    steps: int = 10_000
+    """Gradient steps."""
+    eval_every: int = 2500
+    """Gradient steps between evaluations."""
+    eval_episodes: int = 10
+    """Episodes per evaluation (mean action)."""
+    batch: int = 256
+    """Batch size."""
+    value_hidden: tuple[int, ...] = (64, 64)
+    """V (DICE) / Q and V (IQL) hidden sizes."""
+    policy_hidden: tuple[int, ...] = (64, 64)
+    """Policy hidden sizes."""
+    lam: float = 0.6
+    """DICE lambda."""
+    eta: float = 1.0
+    """DICE eta."""
+    paper_scale: bool = False
+    """1M steps, eval every 5k, V 2x256 LN twin, policy 2x1024."""
+    smoke: bool = False
+    """Tiny sizes (CI): one small Pendulum dataset, 2 seeds, 20 steps; writes under /tmp/rlsuite-smoke/odice."""
+    out: Optional[str] = None
+    """Output directory (default results/odice; smoke: /tmp/rlsuite-smoke/odice)."""
+    tag: Optional[str] = None
+    """File-name tag (default: the suite)."""
 
 
 def find_brax_dataset(data_dir: str, task: str, kind: str) -> str | None:
@@ -150,57 +114,36 @@ def find_brax_dataset(data_dir: str, task: str, kind: str) -> str | None:
     return None
 
 
-# ============================================================================ running
-
-
-def configs(args):
-    steps, every = args.steps, args.eval_every
-    ev = dict(gradient_steps=steps, eval_every=every, eval_episodes=args.eval_episodes, batch_size=args.batch)
+def configs(args: Args) -> dict:
+    """``{algo: (registry name, config, hparams)}``."""
+    ev = dict(gradient_steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes, batch_size=args.batch)
     v, pi = tuple(args.value_hidden), tuple(args.policy_hidden)
-    dice = lambda rule: odice.ODiceConfig(gradient_rule=rule, value_hidden=v, policy_hidden=pi, **ev)  # noqa: E731
-    dhp = odice.default_hparams(lam=args.lam, eta=args.eta)
+    odice, bc, iql = agents.get("odice"), agents.get("bc"), agents.get("iql")
+
+    def dice(rule):
+        cfg = odice.config(gradient_rule=rule, value_hidden=v, policy_hidden=pi, **ev)
+        return ("odice", cfg, odice.load().default_hparams(cfg, lam=args.lam, eta=args.eta))
+
+    bc_cfg, iql_cfg = bc.config(policy_hidden=pi, **ev), iql.config(hidden=v, policy_hidden=pi, **ev)
     return {
-        "BC": (lambda ds, env, p: make_train_bc(BCConfig(policy_hidden=pi, **ev), ds, env, p), bc_default_hparams()),
-        "IQL": (lambda ds, env, p: make_train_iql(IQLConfig(hidden=v, policy_hidden=pi, **ev), ds, env, p), iql_default_hparams()),
-        "semi-DICE": (lambda ds, env, p: odice.make_train(dice("semi_gradient"), ds, env, p), dhp),
-        "true-DICE": (lambda ds, env, p: odice.make_train(dice("true_gradient"), ds, env, p), dhp),
-        "O-DICE": (lambda ds, env, p: odice.make_train(dice("orthogonal"), ds, env, p), dhp),
+        "BC": ("bc", bc_cfg, bc.default_hparams(bc_cfg)),
+        "IQL": ("iql", iql_cfg, iql.default_hparams(iql_cfg)),
+        "semi-DICE": dice("semi_gradient"),
+        "true-DICE": dice("true_gradient"),
+        "O-DICE": dice("orthogonal"),
     }
 
 
-def run_algo(make_fn, hp, ds, env, env_params, seeds):
-    train = make_fn(ds, env, env_params)
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    fn = jax.jit(jax.vmap(lambda k, d: train.with_data(k, hp, d), in_axes=(0, None)))
-    _, m = fn(keys, train.data)
-    return {k: np.asarray(v) for k, v in jax.block_until_ready(m).items()}
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suite", choices=("pendulum", "brax"), default="pendulum")
-    ap.add_argument("--kinds", nargs="+", default=None, help="dataset kinds (pendulum default: medium medium-replay; brax: medium)")
-    ap.add_argument("--tasks", nargs="+", default=list(BRAX_TASKS), help="brax tasks")
-    ap.add_argument("--data-dir", default="/work/datasets")
-    ap.add_argument("--dataset", nargs="*", default=None, help="explicit dataset files (overrides --suite lookup)")
-    ap.add_argument("--env", default=None, help="env id for --dataset files (default: the file's metadata env_id)")
-    ap.add_argument("--size", type=int, default=100_000, help="pendulum dataset size (transitions)")
-    ap.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=10_000)
-    ap.add_argument("--eval-every", type=int, default=2500)
-    ap.add_argument("--eval-episodes", type=int, default=10)
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--value-hidden", type=int, nargs="+", default=[64, 64])
-    ap.add_argument("--policy-hidden", type=int, nargs="+", default=[64, 64])
-    ap.add_argument("--lam", type=float, default=0.6)
-    ap.add_argument("--eta", type=float, default=1.0)
-    ap.add_argument("--paper-scale", action="store_true", help="1M steps, eval every 5k, V 2x256 LN twin, policy 2x1024")
-    ap.add_argument("--out", default="results/odice")
-    ap.add_argument("--tag", default=None, help="file-name tag (default: the suite)")
-    args = ap.parse_args(argv)
+def main(args: Args) -> None:
     if args.paper_scale:
-        args.steps, args.eval_every, args.value_hidden, args.policy_hidden = 1_000_000, 5000, [256, 256], [1024, 1024]
+        args.steps, args.eval_every, args.value_hidden, args.policy_hidden = 1_000_000, 5000, (256, 256), (1024, 1024)
+    ref_episodes = 100
+    if args.smoke:
+        args.suite, args.kinds, args.dataset = "pendulum", args.kinds or ("medium",), ()
+        args.size, args.seeds, args.steps, args.eval_every, args.eval_episodes = 2000, 2, 20, 10, 2
+        args.batch, args.value_hidden, args.policy_hidden = 32, (16, 16), (16, 16)
+        ref_episodes = 4
+    args.out = args.out or (SMOKE_OUT if args.smoke else "results/odice")
     if args.seeds <= 0 or args.steps <= 0 or args.eval_every <= 0:
         raise SystemExit("--seeds, --steps and --eval-every must be positive")
     t_start = time.time()
@@ -213,7 +156,7 @@ def main(argv=None) -> None:
             jobs.append((os.path.basename(path.rstrip("/")), args.env or ds.metadata.get("env_id"), ds))
     elif args.suite == "pendulum":
         env, p = make("gymnax:Pendulum-v1")
-        ref = pendulum_references(env, p)
+        ref = pendulum_references(env, p, episodes=ref_episodes)
         for kind in args.kinds or ["medium", "medium-replay"]:
             jobs.append((f"pendulum-{kind}", "gymnax:Pendulum-v1", pendulum_dataset(kind, args.size, 0, ref)))
     else:
@@ -239,15 +182,15 @@ def main(argv=None) -> None:
         print(f"== {name}: {len(ds)} transitions, dataset score {ds_score:.1f} (refs {r_rand:.1f} / {r_exp:.1f})", flush=True)
         for algo in args.algos:
             t0 = time.time()
-            make_fn, hp = algos[algo]
-            m = run_algo(make_fn, hp, ds, env, p, seeds)
+            agent_name, cfg, hp = algos[algo]
+            m = train_seeds(agent_name, cfg, env, p, ds, seeds, hp)
             final = refs.normalized_score(m["eval_return"][:, -1], r_rand, r_exp)  # [seeds]
             scores[(name, algo)] = final
             dt = time.time() - t0
             print(f"   {algo:10s} score {final.mean():6.1f} +- {final.std():5.1f}   ({dt:.0f} s)", flush=True)
             for s in seeds:
-                for i, ret in enumerate(m["eval_return"][s]):
-                    curve_rows.append([name, algo, s, (i + 1) * args.eval_every, float(ret),
+                for step, ret in zip(m["eval_update"][s], m["eval_return"][s], strict=True):
+                    curve_rows.append([name, algo, s, int(step), float(ret),
                                        float(refs.normalized_score(ret, r_rand, r_exp))])
             fcos = float(m["feature_cos"][:, -1].mean()) if "feature_cos" in m else float("nan")
             cosines[(name, algo)] = fcos
@@ -256,7 +199,7 @@ def main(argv=None) -> None:
 
     wall = time.time() - t_start
     tag = args.tag or (args.suite if not args.dataset else "custom")
-    scale = "paper scale" if args.paper_scale else "CPU-default scale (reduced: see settings)"
+    scale = "paper scale" if args.paper_scale else ("SMOKE (tiny, meaningless numbers)" if args.smoke else "CPU-default scale (reduced: see settings)")
     meta = provenance(
         seeds=seeds, scale=scale, gradient_steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         batch=args.batch, value_hidden=args.value_hidden, policy_hidden=args.policy_hidden, lam=args.lam, eta=args.eta,
@@ -330,4 +273,4 @@ def _plot(curve_rows, names, algos, path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(tyro.cli(Args))

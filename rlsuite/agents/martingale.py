@@ -153,6 +153,9 @@ Config, HParams = MartingaleConfig, MartingaleHParams
 _CLOSED = "the closed-form methods (lstd; ml / mstde with solver='closed_form' and value='linear')"
 INERT = {
     # each of these acts only for some methods (tests/test_martingale.py checks each one there)
+    "num_steps": "scan capacity only: steps past a path's K = T/dt are masked (and use no keys), so "
+    "any num_steps >= T/dt gives the same result, except online + adam (masked steps still move "
+    "adam's moments); it bounds the finest dt of a vmap over dt",
     "solver": "only ml / mstde with value='linear' (closed_form vs sgd)",
     "hidden": "only value='mlp'",
     "optimizer": f"only the iterative methods, not {_CLOSED}",

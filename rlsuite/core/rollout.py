@@ -31,14 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlsuite.core.types import RolloutState, Trajectory, Transition
+from rlsuite.core.validate import require_positive_int
 
 Policy = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, Any]]
-
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _select(mask: jax.Array, a, b):
@@ -87,7 +82,7 @@ def step_envs(env, env_params, state, action: jax.Array, key: jax.Array):
 
 def init_rollout(env, env_params, key: jax.Array, num_envs: int) -> RolloutState:
     """Reset ``num_envs`` environments and return the engine's carry."""
-    num_envs = _positive("num_envs", num_envs)
+    num_envs = require_positive_int("num_envs", num_envs)
     key, k_reset = jax.random.split(key)
     obs, state = reset_envs(env, env_params, k_reset, num_envs)
     zeros = jnp.zeros((num_envs,), jnp.float32)
@@ -101,7 +96,7 @@ def rollout(
 
     Returns the new carry and a ``Transition`` with leaves ``[num_steps, N, ...]``.
     """
-    num_steps = _positive("num_steps", num_steps)
+    num_steps = require_positive_int("num_steps", num_steps)
     use_cond = bool(getattr(env, "reset_under_cond", True))
 
     def _step(c: RolloutState, _):
@@ -147,8 +142,8 @@ def rollout_episodes(
     Returns a ``Trajectory`` with leaves ``[horizon, num_envs, ...]``; ``mask`` marks the steps
     that belong to the episode (see :class:`Trajectory`).
     """
-    num_envs = _positive("num_envs", num_envs)
-    horizon = _positive("horizon", horizon)
+    num_envs = require_positive_int("num_envs", num_envs)
+    horizon = require_positive_int("horizon", horizon)
     k_reset, k_scan = jax.random.split(key)
     obs0, state0 = reset_envs(env, env_params, k_reset, num_envs)
 
@@ -191,7 +186,7 @@ def rollout_host(env, policy: Policy, policy_params, carry: RolloutState, num_st
 
     ``policy`` should be jitted (it is called once per step with a batch of observations).
     """
-    num_steps = _positive("num_steps", num_steps)
+    num_steps = require_positive_int("num_steps", num_steps)
     key, ep_ret, ep_len, obs = carry.key, carry.ep_return.copy(), carry.ep_length.copy(), carry.obs
     steps = []
     for _ in range(num_steps):

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlsuite.core.validate import require_positive_int
+
 
 def seed_keys(seeds: Sequence[int]) -> jax.Array:
     """``[S, 2]`` keys, ``PRNGKey(s)`` for each seed."""
@@ -64,8 +66,8 @@ def run_sweep(
     s = keys.shape[0]
     flat_keys = jnp.tile(keys, (g, 1))
     flat_hp = jax.tree.map(lambda x: jnp.repeat(x, s, axis=0), hparams)
-    if chunk_size is not None and int(chunk_size) <= 0:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if chunk_size is not None:
+        require_positive_int("chunk_size", chunk_size)
     if shard and jax.device_count() > 1 and (g * s) % jax.device_count() == 0:
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("runs",))
         spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))

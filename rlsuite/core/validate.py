@@ -8,15 +8,16 @@ Two layers: ``require_*(label, value)`` checks a bare value; the config helpers
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterable, Sequence
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 def _label(obj: Any, name: str) -> str:
