@@ -3,7 +3,7 @@
 Runs INSIDE the separate benchmark venv (benchmarks/rejax_env.sh; rejax needs gymnax<1.0), so it
 imports nothing from rlsuite.  Prints one JSON line: compile / run times, final returns.
 
-    runs/bench-venv/bin/python benchmarks/rejax_ppo.py --seeds 16 --hparams '{"lr": 2.5e-4, ...}'
+    runs/bench-venv/bin/python benchmarks/_rejax_ppo.py --seeds 16 --hparams '{"lr": 2.5e-4, ...}'
 
 Timing (identical to the rlsuite worker): AOT ``jax.jit(train).lower(keys).compile()`` timed as
 compile; then the compiled function runs (twice for 1 seed, on other keys the second time,

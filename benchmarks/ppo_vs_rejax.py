@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -111,7 +112,7 @@ def ours_worker(seeds: int, hp: dict) -> dict:
     )
     hparams = entry.default_hparams(config)
     for k in ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm"):
-        if float(getattr(hparams, k)) != float(hp[k]):
+        if not math.isclose(float(getattr(hparams, k)), float(hp[k]), rel_tol=1e-6):  # float32 vs JSON float64
             raise ValueError(f"hparam {k}: config default {float(getattr(hparams, k))} != shared {hp[k]}")
     agent = entry.make(config, env, env_params)
     train = make_train(agent)
@@ -164,7 +165,7 @@ def run_worker(lib: str, seeds: int, hp: dict, venv: str) -> dict:
     if lib == "rlsuite":
         cmd = [sys.executable, os.path.join(HERE, "ppo_vs_rejax.py"), "--worker", spec]
     else:
-        cmd = [os.path.join(venv, "bin", "python"), os.path.join(HERE, "rejax_ppo.py"), "--seeds", str(seeds),
+        cmd = [os.path.join(venv, "bin", "python"), os.path.join(HERE, "_rejax_ppo.py"), "--seeds", str(seeds),
                "--hparams", json.dumps(hp)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -17,9 +17,8 @@ The paper's portfolio / ergodic LQ examples are policy-*optimisation* follow-ups
     python experiments/martingale/dt_convergence.py --smoke       # tiny sizes, /tmp/rlsuite-smoke/martingale
 
 Every run goes through the agent protocol: ``rlsuite.agents.get("martingale").make(...)``,
-``rlsuite.core.agent.make_train`` and ``rlsuite.core.sweep.run_sweep`` (vmap over seeds).  The seed
-keys are ``jax.random.split(PRNGKey(base), seeds)`` as when the tables were first made, so the
-numbers in ``results/martingale`` are reproduced exactly.
+``rlsuite.core.agent.make_train`` and ``rlsuite.core.sweep.run_sweep`` (vmap over seeds).  Seed ``s``
+is ``PRNGKey(s)`` (``rlsuite.core.sweep.seed_keys``), the convention of every rlsuite script.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from rlsuite import agents
 from rlsuite.agents import martingale as mg
 from rlsuite.core.agent import make_train
 from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
-from rlsuite.core.sweep import run_sweep
+from rlsuite.core.sweep import run_sweep, seed_keys
 from rlsuite.envs import make
 
 ENTRY = agents.get("martingale")
@@ -125,7 +124,7 @@ def run_method(
     else:
         cfg = mg.MartingaleConfig(**kw, num_paths=paths, num_iterations=iterations, num_steps=k)
     hp = mg.default_hparams(cfg, p, dt=dt)
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    keys = seed_keys(range(seeds))
     t0 = time.perf_counter()
     st = train_seeds(cfg, env, p, hp, keys)
     theta = np.asarray(jax.block_until_ready(st.theta_avg))
@@ -255,7 +254,7 @@ def closed_form_checks(args: Args, meta):
             f"rel L2 {err:.4f}; compile {t1 - t0:.1f}s + run {t2 - t1:.2f}s",
         ]
     )
-    keys = jax.random.split(jax.random.PRNGKey(1), args.target_seeds)
+    keys = seed_keys(range(1, 1 + args.target_seeds))  # seed 0 is the timed run
     thetas = train_seeds(cfg, env, p, hp, keys).theta
     errs = np.array([float(mg.relative_l2_error(cfg, env, p, t)) for t in thetas])
     rows.append(
@@ -370,7 +369,7 @@ def main(args: Args):
     if bad:
         raise ValueError(f"unknown part {bad[0]!r}; choose from checks, sheet, convergence")
     if "checks" in args.parts:
-        closed_form_checks(args, provenance(seeds=[0], target_seeds=args.target_seeds))
+        closed_form_checks(args, provenance(seeds=[0], target_seeds=f"PRNGKey(s), s = 1..{args.target_seeds}"))
     if "sheet" in args.parts:
         sheet_table(args, provenance(seeds=[0]))
     if "convergence" in args.parts:

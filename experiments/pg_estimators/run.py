@@ -17,7 +17,7 @@ Writes ``results/pg_estimators/{curves.csv, grid.csv, summary.md, curves.png}`` 
 ``/tmp/rlsuite-smoke/pg_estimators``).  Each method is its registry agent (``reinforce``,
 ``npg-igt``, ``nharpg``, ``harpg``) through the protocol: ``rlsuite.agents.get(name).make`` ->
 ``rlsuite.core.agent.make_train(agent, eval_every)`` -> ``rlsuite.core.sweep.run_sweep`` over
-:func:`seed_keys` x ``sweep.grid(hparams, gamma0=...)``.
+``rlsuite.core.sweep.seed_keys`` (seed ``s`` is ``PRNGKey(s)``) x ``sweep.grid(hparams, gamma0=...)``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import os
 import time
 from typing import Literal, Optional
 
-import jax
 import numpy as np
 import tyro
 from scipy import stats
@@ -104,7 +103,7 @@ class Args:
     envs: Optional[tuple[Literal["cartpole", "acrobot", "hopper"], ...]] = None
     """Environments (default: all three; with --smoke: cartpole)."""
     seeds: int = 10
-    """Seeds per (method, gamma0) point, split(PRNGKey(0), seeds) (>= 2 for confidence intervals)."""
+    """Seeds per (method, gamma0) point: PRNGKey(s), s < seeds (>= 2 for confidence intervals)."""
     scale: Literal["cpu", "paper"] = "cpu"
     """'cpu': CPU-sized budgets; 'paper': 300 iterations and the paper's batch sizes."""
     out: Optional[str] = None
@@ -118,16 +117,6 @@ def make_env(spec: EnvSpec):
     if spec.env_id.startswith("brax:"):
         env = ClipAction(env)
     return env, env_params
-
-
-def seed_keys(seeds: int) -> jax.Array:
-    """``jax.random.split(PRNGKey(0), seeds)``: the seeds of the runs in results/pg_estimators.
-
-    Kept instead of ``rlsuite.core.sweep.seed_keys`` (``PRNGKey(s)``) so the published numbers
-    hold; with those keys the CartPole Vanilla-PG row reads 199.1 ± 2.0 instead of 180.6 ± 43.0
-    (one slow seed fewer), so switching means re-running and re-reading the summary.
-    """
-    return jax.random.split(jax.random.PRNGKey(0), seeds)
 
 
 def make_method(method: str, spec: EnvSpec, env, env_params):
@@ -156,7 +145,7 @@ def run_method(method: str, spec: EnvSpec, env, env_params, seeds: int, grid) ->
     agent, train, hp = make_method(method, spec, env, env_params)
     hps, _ = sweep.grid(hp, gamma0=list(grid))
     t0 = time.perf_counter()
-    _, m = sweep.run_sweep(train, seed_keys(seeds), hps)
+    _, m = sweep.run_sweep(train, sweep.seed_keys(range(seeds)), hps)
     ev = np.asarray(m["eval_return"])
     per_iteration = agent.steps_per_update // spec.horizon  # trajectories per iteration
     return {
@@ -258,7 +247,7 @@ def main(args: Args) -> None:
             )
 
     meta = provenance(
-        seeds=f"{args.seeds} (jax.random.split(PRNGKey(0), {args.seeds}))",
+        seeds=f"{args.seeds} (PRNGKey(s), s < {args.seeds})",
         scale="smoke" if args.smoke else args.scale,
     )
     write_csv(

@@ -29,7 +29,8 @@ Deviations / choices (all documented in the agents too):
 - Batches are ``batch_episodes`` fixed-horizon episodes from the engine's episode mode, not a
   number of environment steps (sheet §4: ``N = ceil(steps / H)``).  The defaults map the
   reference runner's 1000 steps / 32 Hessian steps at ``H = 200`` to 5 / 1 episodes.
-- The linear baseline is fitted (ridge, ``1e-5`` regulariser on the normalised Gram matrix) to the
+- The linear baseline is fitted (ridge, ``1e-5`` regulariser on the Gram matrix normalised by the
+  power of two nearest its mean diagonal, an exact scaling) to the
   ``gamma^(h-t)`` returns of the *previous* batch and used for the current one, so it does not
   depend on the batch it is applied to; with the paper's ``gamma^h`` returns it is scaled by
   ``gamma^t`` (sheet §2).  The first iteration uses ``b = 0``.
@@ -229,7 +230,12 @@ def fit_linear_baseline(
     f = baseline_features(obs) * mask[..., None]
     y = returns_t * mask
     gram = jnp.einsum("hnf,hng->fg", f, f)
-    scale = jnp.maximum(jnp.trace(gram) / gram.shape[0], 1e-8)
+    # Normalise by the power of two nearest trace / F: the scaling is then exact in float32, so
+    # XLA's fused and unfused forms of the scale-and-add agree to the bit, and a vmapped run's
+    # ridge solve equals a separate run's (with the exact ratio they differed by one ulp, which
+    # the ill-conditioned solve amplified into different baselines and, a few iterations later,
+    # different sampled actions).
+    scale = jnp.exp2(jnp.round(jnp.log2(jnp.maximum(jnp.trace(gram) / gram.shape[0], 1e-8))))
     w = jnp.linalg.solve(
         gram / scale + 1e-5 * jnp.eye(gram.shape[0]), jnp.einsum("hnf,hn->f", f, y) / scale
     )
