@@ -8,6 +8,7 @@
     rlsuite eval RUN_DIR [--episodes 32]
     rlsuite envs
     rlsuite data build|info ...
+    rlsuite meta es|lpo|ta-lpo|resume ...             evolution strategies over whole training runs
 
 ``train`` flags are generated (tyro) from the run options below and the agent's config
 dataclass, so ``rlsuite train ppo --help`` lists every field with its docstring.
@@ -29,6 +30,7 @@ commands:
   eval RUN_DIR evaluate the latest checkpoint of a run
   envs         list environment ids
   data         build / inspect offline datasets (`rlsuite data --help`)
+  meta         evolution strategies over training runs: hparams, learned objectives (`rlsuite meta --help`)
 """
 
 
@@ -181,9 +183,15 @@ def _data(argv: list[str]) -> int:
     return int(data_main(argv) or 0)
 
 
+def _meta(argv: list[str]) -> int:
+    from rlsuite.meta.cli import main as meta_main
+
+    return int(meta_main(argv) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"agents": _agents, "train": _train, "eval": _eval, "envs": _envs, "data": _data}
+    commands = {"agents": _agents, "train": _train, "eval": _eval, "envs": _envs, "data": _data, "meta": _meta}
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2

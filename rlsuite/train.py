@@ -237,7 +237,7 @@ def run_training(
         segments, env_kwargs, hparams = saved["segments"], saved.get("env_kwargs", {}), saved.get("hparams")
     else:
         entry = agents.get(agent)
-        if config is not None and not isinstance(config, entry.config_cls):
+        if config is not None and type(config) is not entry.config_cls:
             raise ValueError(f"config for {agent!r} must be a {entry.config_cls.__name__}, got {type(config).__name__}")
         V.require_positive_int("segments", segments)
         if not list(seeds):

@@ -68,7 +68,7 @@ class AgentEntry:
         """The :class:`rlsuite.core.agent.Agent` of ``config`` (checks that ``config`` is this variant)."""
         from rlsuite.core.agent import check_agent
 
-        if not isinstance(config, self.config_cls):
+        if type(config) is not self.config_cls:  # exact: LPOConfig subclasses PPOConfig
             raise ValueError(f"agent {self.name!r} needs a {self.config_cls.__name__}, got {type(config).__name__}")
         for k, v in self.variant.items():
             if getattr(config, k) != v:
@@ -93,12 +93,19 @@ _PG_SMOKE = dict(horizon=50, batch_episodes=2, num_iterations=4, eval_every=2, e
 _BAYES_SMOKE = dict(num_episodes=3, horizon=10, num_updates=4)
 _OFFLINE_SMOKE = dict(gradient_steps=20, eval_every=10, eval_episodes=2, batch_size=16)
 _OFFLINE_DATA = dict(kind="random", size=400)
+_LPO_SMOKE = dict(total_timesteps=2048, num_envs=4, num_steps=32, eval_episodes=2, hidden=(16,))
 
 REGISTRY: dict[str, AgentEntry] = {
     e.name: e
     for e in [
         _e("ppo", "ppo", "PPO, clipped surrogate + GAE (Schulman et al. 2017)", "online", "gymnax:CartPole-v1",
            smoke=dict(total_timesteps=2048, num_envs=4, num_steps=32, eval_episodes=2, hidden=(16,))),
+        _e("lpo", "lpo", "LPO, PPO with a learned drift objective (Lu et al. 2022)", "online", "gymnax:CartPole-v1",
+           variant=dict(method="lpo"), smoke=_LPO_SMOKE),
+        _e("dpo", "lpo", "DPO, discovered closed-form drift (Lu et al. 2022)", "online", "gymnax:CartPole-v1",
+           variant=dict(method="dpo"), smoke=_LPO_SMOKE),
+        _e("ta-lpo", "lpo", "TA-LPO, temporally-aware learned drift (Jackson et al. 2024)", "online",
+           "gymnax:CartPole-v1", variant=dict(method="ta-lpo"), smoke=_LPO_SMOKE),
         _e("a2c", "a2c", "A2C, synchronous advantage actor-critic (Mnih et al. 2016)", "online", "gymnax:CartPole-v1",
            smoke=dict(total_timesteps=800, num_envs=4, num_steps=5, eval_episodes=2, hidden=(16,))),
         _e("reinforce", "reinforce", "REINFORCE / GPOMDP vanilla policy gradient (Fatkhullin et al. 2023 baseline)",

@@ -138,15 +138,24 @@ INERT = {"eval_episodes": "evaluation only"}
 # ----------------------------------------------------------------------------- loss
 
 
-def ppo_loss(params, net, discrete, mb: ac.Batch, hp: PPOHParams):
-    """Clipped surrogate + clipped value loss - entropy bonus for one minibatch."""
+def clipped_objective(log_ratio, adv, hp):
+    """PPO's per-sample surrogate ``min(r A, clip(r, 1 - eps, 1 + eps) A)``, ``r = exp(log_ratio)``."""
+    ratio = jnp.exp(log_ratio)
+    return jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - hp.clip_eps, 1 + hp.clip_eps) * adv)
+
+
+def ppo_loss(params, net, discrete, mb: ac.Batch, hp: PPOHParams, objective=clipped_objective):
+    """Clipped surrogate + clipped value loss - entropy bonus for one minibatch.
+
+    ``objective(log_ratio, adv, hp) -> [B]`` is the per-sample policy objective (maximised; ``adv``
+    normalised per minibatch): the override point of LPO / DPO (:mod:`rlsuite.agents.lpo`).
+    """
     dist, value = net.apply(params, mb.obs)
     log_prob = nets.dist_log_prob(discrete, dist, mb.action)
     v_clipped = mb.value + jnp.clip(value - mb.value, -hp.clip_eps, hp.clip_eps)
     value_loss = 0.5 * jnp.maximum((value - mb.target) ** 2, (v_clipped - mb.target) ** 2).mean()
-    ratio = jnp.exp(log_prob - mb.log_prob)
     adv = (mb.advantage - mb.advantage.mean()) / (mb.advantage.std() + 1e-8)
-    actor_loss = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - hp.clip_eps, 1 + hp.clip_eps) * adv).mean()
+    actor_loss = -objective(log_prob - mb.log_prob, adv, hp).mean()
     entropy = nets.dist_entropy(discrete, dist).mean()
     total = actor_loss + hp.vf_coef * value_loss - hp.ent_coef * entropy
     return total, {"loss/actor": actor_loss, "loss/value": value_loss, "entropy": entropy}
@@ -155,7 +164,10 @@ def ppo_loss(params, net, discrete, mb: ac.Batch, hp: PPOHParams):
 # ----------------------------------------------------------------------------- update
 
 
-def _make_learn(config: PPOConfig):
+def _make_learn(config: PPOConfig, loss_fn=ppo_loss):
+    """``learn`` of :func:`~rlsuite.agents.actor_critic.make_agent`: ``update_epochs`` epochs of
+    shuffled minibatch steps on ``loss_fn(params, net, discrete, mb, hp) -> (loss, metrics)``
+    (the override point: LPO / DPO pass their drift objective, :mod:`rlsuite.agents.lpo`)."""
     n_mb = config.num_minibatches
 
     def learn(state: ac.ACState, batch: ac.Batch, hp, net, discrete, optimizer, key):
@@ -169,7 +181,7 @@ def _make_learn(config: PPOConfig):
 
             def minibatch(carry, mb):
                 params, opt_state = carry
-                grads, m = jax.grad(ppo_loss, has_aux=True)(params, net, discrete, mb, hp)
+                grads, m = jax.grad(loss_fn, has_aux=True)(params, net, discrete, mb, hp)
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), m
 
