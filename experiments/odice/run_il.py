@@ -14,7 +14,7 @@ union; BC clones the single expert trajectory.  Seeds {0, 10, 100} (the paper's)
 CPU default: 10k gradient steps, networks 2x64; ``--paper-scale``: 500k steps, V 2x256, policy 2x1024.
 
 Every algorithm is a registered agent (``odice`` in IL mode with data ``{"dataset", "expert"}``,
-``bc``) trained through ``rlsuite.core.agent.make_train`` (``common.train_seeds``).
+``bc``) trained through ``rlsuite.core.agent.make_train`` (``_common.train_seeds``).
 
     python experiments/odice/run_il.py [--traj 1] [--steps 10000]
     python experiments/odice/run_il.py --smoke          # CI: seconds, writes to /tmp/rlsuite-smoke/odice
@@ -33,7 +33,7 @@ import tyro
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import SMOKE_OUT, pendulum_dataset, pendulum_references, train_seeds  # noqa: E402
+from _common import SMOKE_OUT, pendulum_dataset, pendulum_references, train_seeds  # noqa: E402
 
 from rlsuite import agents  # noqa: E402
 from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown  # noqa: E402

@@ -22,7 +22,7 @@ steps, 5 seeds.  ``--paper-scale``: V 2x256 LayerNorm twin, policy 2x1024, 1M st
 
 Every algorithm is a registered agent (``odice`` with ``gradient_rule`` semi_gradient /
 true_gradient / orthogonal, ``bc``, ``iql``) trained through ``rlsuite.core.agent.make_train``
-(``common.train_seeds``: seeds vmapped, prepared data passed into ``jit`` as an argument).
+(``_common.train_seeds``: seeds vmapped, prepared data passed into ``jit`` as an argument).
 
     python experiments/odice/run_offline.py                      # pendulum, CPU default
     python experiments/odice/run_offline.py --suite brax --data-dir /work/datasets
@@ -44,7 +44,7 @@ import tyro
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import SMOKE_OUT, load_dataset, pendulum_dataset, pendulum_references, train_seeds  # noqa: E402
+from _common import SMOKE_OUT, load_dataset, pendulum_dataset, pendulum_references, train_seeds  # noqa: E402
 
 from rlsuite import agents  # noqa: E402
 from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown  # noqa: E402
