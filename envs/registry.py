@@ -32,6 +32,7 @@ _OWN_ENV_MODULES = (
     "rlsuite.envs.diffusion",
     "rlsuite.envs.gridworld",
     "rlsuite.envs.probes",
+    "rlsuite.envs.maze",
 )
 _own_loaded = False
 
@@ -66,10 +67,41 @@ def _load_own_envs() -> None:
                 raise
 
 
+# gymnax envs that cannot run offline: MNISTBandit downloads MNIST on construction.
+_GYMNAX_EXCLUDED = {"MNISTBandit-bsuite": "downloads the MNIST data set from the internet when built"}
+
+
 def _gymnax_names() -> list[str]:
     import gymnax
 
-    return list(gymnax.registered_envs)
+    return [n for n in gymnax.registered_envs if n not in _GYMNAX_EXCLUDED]
+
+
+def _check_env_param(env_id: str, params: Any, name: str, value: Any) -> None:
+    """An env-parameter override must have the default's kind (int / float / bool) and sign."""
+    import numbers
+
+    default = getattr(params, name)
+    import numpy as np
+
+    d = np.asarray(default)
+    if d.ndim:
+        return  # array-valued parameters: left to the env
+    kind = d.dtype.kind
+    if kind == "b":
+        if not isinstance(value, bool):
+            raise ValueError(f"{env_id} parameter {name} must be true/false, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{env_id} parameter {name} must be a number, got {value!r}")
+    if kind in "iu" and not isinstance(value, numbers.Integral):
+        raise ValueError(f"{env_id} parameter {name} must be an integer (default {default}), got {value!r}")
+    if not np.isfinite(float(value)):
+        raise ValueError(f"{env_id} parameter {name} must be finite, got {value!r}")
+    if (name.startswith("max_steps") or name.endswith("_steps")) and value <= 0:
+        raise ValueError(f"{env_id} parameter {name} must be positive, got {value!r}")
+    if float(default) > 0 and value < 0:
+        raise ValueError(f"{env_id} parameter {name} must be non-negative (default {default}), got {value!r}")
 
 
 def _brax_names() -> list[str]:
@@ -128,6 +160,8 @@ def make(env_id: str, **kwargs: Any) -> tuple[Any, Any]:
     ns, name = env_id.split(":", 1)
     if ns == "gymnax":
         names = _gymnax_names()
+        if name in _GYMNAX_EXCLUDED:
+            raise ValueError(f"{env_id} is not supported: it {_GYMNAX_EXCLUDED[name]} (rlsuite envs run offline)")
         if name not in names:
             raise _unknown(env_id, [f"gymnax:{n}" for n in names])
         import gymnax
@@ -141,6 +175,8 @@ def make(env_id: str, **kwargs: Any) -> tuple[Any, Any]:
                     f"gymnax:{name} has no parameter {bad[0]!r}; its parameters are "
                     f"{sorted(params.__dataclass_fields__)}"
                 )
+            for k, v in params_over.items():
+                _check_env_param(env_id, params, k, v)
             params = params.replace(**params_over)
         return env, params
     if ns == "brax":

@@ -29,10 +29,24 @@ DEFAULT_BRAX_BACKEND = "spring"
 BRAX_BACKENDS = ("spring", "positional", "generalized", "mjx")
 
 
-def brax_env_names() -> list[str]:
-    import brax.envs
+def import_brax_envs():
+    """``brax.envs``, imported with mujoco's "Failed to import warp" stdout lines silenced (warp is
+    an optional GPU backend of MuJoCo-MJX that rlsuite does not use)."""
+    import sys
 
-    return sorted(n for n in brax.envs._envs if n != "fast")
+    if "brax.envs" not in sys.modules:
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            import brax.envs  # noqa: F401
+    return sys.modules["brax.envs"]
+
+
+def brax_env_names() -> list[str]:
+    brax = import_brax_envs
+
+    return sorted(n for n in brax()._envs if n != "fast")
 
 
 @struct.dataclass
@@ -58,7 +72,7 @@ class BraxToGymnax(environment.Environment):
     reset_under_cond = False
 
     def __init__(self, name: str, backend: str = DEFAULT_BRAX_BACKEND, episode_length: int = 1000, **kwargs):
-        import brax.envs
+        brax_envs = import_brax_envs()
 
         if backend not in BRAX_BACKENDS:
             raise ValueError(f"unknown Brax backend {backend!r}; choose one of {BRAX_BACKENDS}")
@@ -67,7 +81,7 @@ class BraxToGymnax(environment.Environment):
         self.name_ = name
         self.backend = backend
         self.episode_length = int(episode_length)
-        self._env = brax.envs.get_environment(name, backend=backend, **kwargs)
+        self._env = brax_envs.get_environment(name, backend=backend, **kwargs)
         self._obs_size = None  # filled on the first observation_space() call
 
     @property

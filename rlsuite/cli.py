@@ -1,7 +1,7 @@
 """The ``rlsuite`` command line.
 
     rlsuite agents                                    list the registered agents
-    rlsuite train ppo --env gymnax:CartPole-v1 --seeds 8 --total-steps 500000
+    rlsuite train ppo --env gymnax:CartPole-v1 --seeds 8 --total-timesteps 500000
     rlsuite train nharpg --seeds 4
     rlsuite train odice --env brax:hopper --data DATASET_DIR
     rlsuite train ppo --resume runs/ppo-gymnax_CartPole-v1-...
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from typing import Annotated, Optional
 
@@ -43,15 +44,18 @@ class RunArgs:
     seeds: int = 1
     """Number of seeds trained at once (vmapped): seed0, seed0+1, ..."""
     seed0: int = 0
-    """First seed."""
-    total_steps: Optional[int] = None
-    """Environment steps per seed (sets total_timesteps; online agents only)."""
+    """First seed (a non-negative integer)."""
     segments: int = 10
     """Jitted segments: an evaluation, a checkpoint, a metrics line and a progress update after each."""
     run_dir: Optional[str] = None
     """Run directory (default runs/<agent>-<env>-<time>)."""
     resume: Optional[str] = None
-    """Continue the run in this directory from its last checkpoint (other flags are ignored)."""
+    """Continue the run in this directory from its newest checkpoint that verifies.  Only
+    --no-progress, --keep-checkpoints and --data/--expert-data (the same paths) may be given too;
+    flags that would change the run are refused."""
+    keep_checkpoints: int = 2
+    """Newest checkpoints kept in RUN_DIR/checkpoints (0: keep all).  Each is verified by a checksum
+    on restore; --resume falls back to an older one when the newest is damaged."""
     preset: Optional[str] = None
     """Config preset applied before the flags (ppo: cartpole, minatar, brax)."""
     backend: Optional[str] = None
@@ -62,8 +66,12 @@ class RunArgs:
     """Offline imitation (odice --mode il): the expert trajectories' dataset."""
     hparam: tuple[str, ...] = ()
     """Hyper-parameter overrides NAME=VALUE (e.g. --hparam lr=1e-3 gamma=0.995)."""
+    env_kwargs: tuple[str, ...] = ()
+    """Environment parameters NAME=VALUE (e.g. --env-kwargs max_steps_in_episode=200)."""
     no_progress: bool = False
     """Disable the progress bar."""
+    tensorboard: bool = False
+    """Also write the metrics as TensorBoard event files in RUN_DIR/tensorboard/ (tensorboardX)."""
 
 
 def _parse_hparams(items) -> dict[str, float]:
@@ -76,15 +84,67 @@ def _parse_hparams(items) -> dict[str, float]:
             sep = ""
         if not sep or not name.strip():
             raise ValueError(f"--hparam wants NAME=NUMBER, got {item!r}")
+        if out[name.strip()] != out[name.strip()]:
+            raise ValueError(f"--hparam {item!r}: nan is not a valid hyper-parameter value")
     return out
 
 
-def _train(argv: list[str]) -> int:
-    import tyro
+def _parse_env_kwargs(items) -> dict:
+    """``NAME=VALUE`` pairs; VALUE is read as JSON (numbers, true/false, quoted strings) or a bare string."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"--env-kwargs wants NAME=VALUE, got {item!r}")
+        try:
+            out[name.strip()] = json.loads(value)
+        except ValueError:
+            out[name.strip()] = value
+    return out
 
-    from rlsuite import agents
-    from rlsuite.core.validate import require_positive_int
+
+_RESUME_FLAGS = {"--resume": 1, "--no-progress": 0, "--tensorboard": 0, "--keep-checkpoints": 1, "--data": 1, "--expert-data": 1}
+
+
+def _resume(name: str, rest: list[str]) -> int:
+    """``rlsuite train AGENT --resume RUN_DIR``: no flag that would change the run is accepted."""
+    opts, refused, i = {}, [], 0
+    while i < len(rest):
+        flag, _, inline = rest[i].partition("=")
+        if flag in _RESUME_FLAGS:
+            n = _RESUME_FLAGS[flag]
+            if n and not inline and (i + 1 >= len(rest) or rest[i + 1].startswith("--")):
+                raise ValueError(f"{flag} needs a value")
+            opts[flag] = inline or (rest[i + 1] if n else True)
+            i += 1 + (n if not inline else 0)
+        else:
+            refused.append(rest[i])
+            i += 1
+    if refused:
+        raise ValueError(f"--resume continues the saved run; these flags would change it and are refused: "
+                         f"{' '.join(refused)} (start a new --run-dir instead)")
+    keep = str(opts.get("--keep-checkpoints", "2"))
+    if not keep.isdigit():
+        raise ValueError(f"--keep-checkpoints must be a non-negative integer, got {keep!r}")
+    keep = int(keep)
+    data = opts.get("--data")
+    if "--expert-data" in opts:
+        if data is None:
+            raise ValueError("--expert-data needs --data (the mixed dataset) too")
+        data = {"dataset": data, "expert": opts["--expert-data"]}
     from rlsuite.train import enable_compilation_cache, run_training
+
+    enable_compilation_cache()
+    summary = run_training(name, None, None, seeds=None, run_dir=opts["--resume"], segments=None,
+                           data=data if isinstance(data, str) else None, progress="--no-progress" not in opts,
+                           resume=True, keep_checkpoints=keep or None, tensorboard="--tensorboard" in opts)
+    print(open(f"{summary['run_dir']}/results.md").read())
+    print(f"run directory: {summary['run_dir']} (learning_curve.png, metrics.jsonl, checkpoints/)")
+    return 0
+
+
+def _train(argv: list[str]) -> int:
+    from rlsuite import agents
 
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: rlsuite train AGENT [flags]   (`rlsuite train AGENT --help` lists the flags)\n\nagents:")
@@ -92,6 +152,18 @@ def _train(argv: list[str]) -> int:
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     entry = agents.get(name)
+    if any(a == "--resume" or a.startswith("--resume=") for a in rest):
+        return _resume(name, rest)
+    if any(a == "--total-steps" or a.startswith("--total-steps=") for a in rest):  # alias of --total-timesteps
+        if "total_timesteps" not in {f.name for f in dataclasses.fields(entry.config_cls)}:
+            raise ValueError(f"--total-steps applies to online agents; {name} counts its run otherwise (see --help)")
+        rest = [a.replace("--total-steps", "--total-timesteps", 1) if a.split("=")[0] == "--total-steps" else a
+                for a in rest]
+
+    import tyro
+
+    from rlsuite.core.validate import require_nonneg_int, require_positive_int
+
     cfg_cls, mod = entry.config_cls, entry.load()
     preset = None
     if "--preset" in rest:
@@ -112,12 +184,14 @@ def _train(argv: list[str]) -> int:
     args = tyro.cli(cli_cls, args=rest, prog=f"rlsuite train {name}", default=cli_cls(RunArgs(), base),
                     description=entry.summary + "\n\n" + (mod.__doc__ or "").strip().splitlines()[0])
     run, config = args.run, args.config
-    if run.total_steps is not None:
-        if not hasattr(config, "total_timesteps"):
-            raise ValueError(f"--total-steps applies to online agents; {name} counts its run otherwise (see --help)")
-        config = dataclasses.replace(config, total_timesteps=run.total_steps)
     require_positive_int("--seeds", run.seeds)
-    env_kwargs = {"backend": run.backend} if run.backend else {}
+    require_nonneg_int("--seed0", run.seed0)
+    require_positive_int("--segments", run.segments)
+    require_nonneg_int("--keep-checkpoints", run.keep_checkpoints)
+    hparams = _parse_hparams(run.hparam)
+    env_kwargs = _parse_env_kwargs(run.env_kwargs)
+    if run.backend:
+        env_kwargs["backend"] = run.backend
     env = run.env or entry.default_env
     if run.backend and not env.startswith("brax:"):
         raise ValueError(f"--backend applies to brax: envs only, got --env {env!r}")
@@ -126,13 +200,16 @@ def _train(argv: list[str]) -> int:
         if run.data is None:
             raise ValueError("--expert-data needs --data (the mixed dataset) too")
         data = {"dataset": run.data, "expert": run.expert_data}
-    if entry.kind == "offline" and data is None and run.resume is None:
+    if entry.kind == "offline" and data is None:
         raise ValueError(f"{name} is an offline agent: give --data PATH (build one with `rlsuite data build`)")
+    from rlsuite.train import enable_compilation_cache, run_training
+
     enable_compilation_cache()
     summary = run_training(
         name, env, config, seeds=range(run.seed0, run.seed0 + run.seeds),
-        run_dir=run.resume or run.run_dir, segments=run.segments, env_kwargs=env_kwargs, data=data,
-        progress=not run.no_progress, resume=run.resume is not None, hparams=_parse_hparams(run.hparam),
+        run_dir=run.run_dir, segments=run.segments, env_kwargs=env_kwargs, data=data,
+        progress=not run.no_progress, hparams=hparams, keep_checkpoints=run.keep_checkpoints or None,
+        tensorboard=run.tensorboard,
     )
     print(open(f"{summary['run_dir']}/results.md").read())
     print(f"run directory: {summary['run_dir']} (learning_curve.png, metrics.jsonl, checkpoints/)")
@@ -149,18 +226,26 @@ def _agents(argv: list[str]) -> int:
 def _eval(argv: list[str]) -> int:
     import argparse
 
-    from rlsuite.core.validate import require_positive_int
-    from rlsuite.train import enable_compilation_cache, evaluate_run
+    from rlsuite.core.validate import require_nonneg_int, require_positive_int
 
     p = argparse.ArgumentParser(prog="rlsuite eval", description="Evaluate the latest checkpoint of a run.")
     p.add_argument("run_dir")
     p.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default: the run's eval_episodes)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="fresh evaluation keys from this seed (default: the runner's keys, as in results.md)")
     a = p.parse_args(argv)
     if a.episodes is not None:
         require_positive_int("--episodes", a.episodes)
+    if a.seed is not None:
+        require_nonneg_int("--seed", a.seed)
+    if not os.path.isfile(os.path.join(a.run_dir, "config.json")):
+        raise FileNotFoundError(f"{a.run_dir!r} is not a run directory (no config.json)")
+    from rlsuite.train import enable_compilation_cache, evaluate_run
+
     enable_compilation_cache()
-    print(json.dumps(evaluate_run(a.run_dir, a.episodes, a.seed), indent=2))
+    result = evaluate_run(a.run_dir, a.episodes, a.seed)
+    print(f"evaluation protocol: {result['protocol']}", file=sys.stderr)
+    print(json.dumps(result, indent=2))
     return 0
 
 

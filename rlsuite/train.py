@@ -12,8 +12,18 @@ with :func:`rlsuite.core.agent.eval_key`, so its ``eval_*`` curve equals
 - appends one line to ``metrics.jsonl`` (per-seed lists), saves an orbax checkpoint of the whole
   vmapped state and advances the progress bar.
 
-A resumed run restores the latest checkpoint and continues with the same compiled segments, so it
-ends bit-identical to an uninterrupted run.  At the end: ``summary.json``, ``results.md`` and
+A resumed run restores the newest checkpoint that verifies (:mod:`rlsuite.core.checkpoint` keeps a
+checksum with each; a damaged one is reported, moved aside and the previous one used), drops the
+``metrics.jsonl`` lines written after it and continues with the same compiled segments, so it ends
+bit-identical to an uninterrupted run.  Resuming a finished run is a no-op (with a message); options
+that would change a resumed run are refused (only ``progress``, ``max_segments``,
+``keep_checkpoints`` and an in-memory ``data`` may be given again).
+
+What holds for seeds: re-running the same command gives bit-identical results (same devices and
+JAX version).  Seed ``s`` of a multi-seed run starts from the same key as a single run with seed
+``s`` (``PRNGKey(s)``), but ``vmap`` may change float summation order, and training is chaotic:
+for short runs the two agree to float tolerance (tests/test_runner.py checks this for every agent
+at smoke size); over long runs they can drift apart (e.g. PPO at 300k steps).  At the end: ``summary.json``, ``results.md`` and
 ``learning_curve.png``.  Run directory::
 
     config.json  metrics.jsonl  checkpoints/<update>/  summary.json  results.md  learning_curve.png
@@ -26,6 +36,7 @@ import datetime as _dt
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from typing import Any, Mapping, Sequence
@@ -73,14 +84,19 @@ def config_from_json(cfg_cls, d: Mapping[str, Any]):
     return cfg_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-def apply_hparams(hp, overrides: Mapping[str, float] | None):
-    """``hp`` with the named fields replaced (float32 scalars); unknown names are refused."""
+def apply_hparams(hp, overrides: Mapping[str, float] | None, ranges: Mapping[str, Any] | None = None):
+    """``hp`` with the named fields replaced (float32 scalars); unknown names and values outside
+    the agent's documented ranges (``HPARAM_RANGES`` of its module) are refused."""
     if not overrides:
         return hp
     known = [f.name for f in dataclasses.fields(hp)]
     bad = sorted(set(overrides) - set(known))
     if bad:
         raise ValueError(f"unknown hparam(s) {bad} for {type(hp).__name__}; known: {known}")
+    for k, v in overrides.items():
+        if not V._is_number(v):
+            raise ValueError(f"hparam {k} must be a number, got {v!r}")
+    V.check_ranges({k: float(v) for k, v in overrides.items()}, ranges or {}, lambda k: f"hparam {k}")
     return hp.replace(**{k: jnp.asarray(float(v), jnp.float32) for k, v in overrides.items()})
 
 
@@ -147,6 +163,62 @@ def _non_finite(m: Mapping[str, np.ndarray], seeds: Sequence[int]) -> list[str]:
     return bad
 
 
+class _TensorBoard:
+    """Scalar metrics as TensorBoard event files: ``<key>/mean`` over seeds and ``<key>/seed<s>``."""
+
+    def __init__(self, path: str, seeds: Sequence[int]):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as e:
+            raise ValueError(f"--tensorboard needs tensorboardX (pip install tensorboardX): {e}") from None
+        self.seeds = list(seeds)
+        self.w = SummaryWriter(path)
+
+    def write(self, step: int, values: Mapping[str, Any]) -> None:
+        for k, v in values.items():
+            v = np.asarray(v, np.float64)
+            if v.ndim != 1 or v.shape[0] != len(self.seeds):
+                continue
+            if np.all(np.isfinite(v)):
+                self.w.add_scalar(f"{k}/mean", float(v.mean()), step)
+            for s, x in zip(self.seeds, v):
+                if math.isfinite(x):
+                    self.w.add_scalar(f"{k}/seed{s}", float(x), step)
+        self.w.flush()
+
+    def close(self) -> None:
+        self.w.close()
+
+
+class LossWatch:
+    """Warns when a value / critic loss grows by orders of magnitude without becoming NaN.
+
+    The reference is the smallest segment mean seen so far (over seeds, of ``|loss|``); a value
+    loss ``LossWatch.factor`` (1e3) times above it and above 1 is reported once per key."""
+
+    factor = 1e3
+    KEYS = ("loss/v", "loss/value", "loss/q", "loss/critic")
+
+    def __init__(self):
+        self.low: dict[str, float] = {}
+        self.warned: set[str] = set()
+
+    def check(self, stats: Mapping[str, np.ndarray]) -> list[str]:
+        out = []
+        for k in self.KEYS:
+            if k not in stats:
+                continue
+            v = float(np.mean(np.abs(np.asarray(stats[k], np.float64))))
+            if not math.isfinite(v):
+                continue
+            low = self.low.get(k)
+            if low is not None and v > 1.0 and v > self.factor * max(low, 1e-12) and k not in self.warned:
+                self.warned.add(k)
+                out.append(f"{k} exploded to {v:.3g} ({v / max(low, 1e-12):.0e}x its lowest segment mean {low:.3g})")
+            self.low[k] = v if low is None else min(low, v)
+        return out
+
+
 # ----------------------------------------------------------------------------- runner
 
 
@@ -169,15 +241,45 @@ def _build(name, env_id, config, seeds, env_kwargs, data, hparams) -> _Run:
 
     entry = agents.get(name)
     config = entry.config() if config is None else config
-    seeds = [int(s) for s in seeds]
+    seeds = [V.require_nonneg_int(f"seed {s!r}", s) for s in seeds]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
     keys = seed_keys(seeds)
     env, env_params = make(env_id, **dict(env_kwargs or {}))
     if getattr(env, "is_host", False):
         raise ValueError(f"{env_id!r} is a host (gymnasium) env; `rlsuite train` needs a JAX env (gymnax:, brax:, ...)")
     data = _load_data(data, env, env_params)
     agent = entry.make(config, env, env_params, data)
-    hp = apply_hparams(entry.default_hparams(config), hparams)
+    hp = apply_hparams(entry.default_hparams(config), hparams, getattr(entry.load(), "HPARAM_RANGES", None))
     return _Run(name, entry, config, env_id, agent, hp, keys, seeds)
+
+
+def _refuse_changes(saved: Mapping[str, Any], **given) -> None:
+    """``--resume`` continues the saved run: refuse options that would make it a different run."""
+    diff = []
+    if given["agent"] is not None and given["agent"] != saved["agent"]:
+        diff.append(f"agent {given['agent']!r} (run has {saved['agent']!r})")
+    if given["env_id"] is not None and given["env_id"] != saved["env_id"]:
+        diff.append(f"env {given['env_id']!r} (run has {saved['env_id']!r})")
+    if given["config"] is not None and config_to_json(given["config"]) != saved["config"]:
+        changed = sorted(k for k, v in config_to_json(given["config"]).items() if saved["config"].get(k) != v)
+        diff.append(f"config fields {changed}")
+    seeds = [int(s) for s in given["seeds"]] if given["seeds"] is not None else None
+    if seeds is not None and seeds != [0] and seeds != list(saved["seeds"]):
+        diff.append(f"seeds {seeds} (run has {saved['seeds']})")
+    if given["segments"] not in (None, 10, saved["segments"]):
+        diff.append(f"segments={given['segments']} (run has {saved['segments']})")
+    if given["env_kwargs"] and dict(given["env_kwargs"]) != dict(saved.get("env_kwargs") or {}):
+        diff.append(f"env_kwargs {dict(given['env_kwargs'])} (run has {saved.get('env_kwargs')})")
+    if given["hparams"] and {k: float(v) for k, v in given["hparams"].items()} != {
+            k: float(v) for k, v in (saved.get("hparams") or {}).items()}:
+        diff.append(f"hparams {dict(given['hparams'])} (run has {saved.get('hparams')})")
+    ref = saved.get("data")
+    if isinstance(given["data"], str) and given["data"] != ref:
+        diff.append(f"data {given['data']!r} (run has {ref!r})")
+    if diff:
+        raise ValueError("resume continues the saved run; these options would change it: " + "; ".join(diff)
+                         + " (start a new run directory instead)")
 
 
 def schedule(num_updates: int, segments: int) -> list[int]:
@@ -200,6 +302,7 @@ def run_training(
     max_segments: int | None = None,
     hparams: Mapping[str, float] | None = None,
     keep_checkpoints: int | None = 2,
+    tensorboard: bool = False,
 ) -> dict[str, Any] | None:
     """Train (or, with ``resume=True``, continue) a run; returns the summary dict.
 
@@ -208,7 +311,8 @@ def run_training(
         env_id: any JAX env id ``rlsuite.envs.make`` accepts (default: the agent's default env).
         config: the agent's config dataclass (default: the registry variant's defaults).
         seeds: one training run per seed, vmapped; seed ``s`` uses ``PRNGKey(s)``, so seed 3 of a
-            multi-seed run equals a single run with seed 3.
+            multi-seed run starts from the same key as a single run with seed 3 (the two agree to float
+            tolerance for short runs; see the module docstring).
         run_dir: where config, metrics, checkpoints and results go (default ``runs/<agent>-<env>-<time>``).
         segments: number of jitted segments (= checkpoints, evaluations and progress updates).
         data: offline agents: a dataset path / Minari id / :class:`rlsuite.data.Dataset`, or
@@ -217,15 +321,20 @@ def run_training(
         max_segments: stop after this many segments in this invocation (a time-boxed job); the
             run continues later with ``resume=True``.  Returns ``None`` when stopped early.
         keep_checkpoints: newest checkpoints kept (``None``: all).
+        tensorboard: also write the metrics (mean over seeds, and per seed) as TensorBoard event
+            files in ``run_dir/tensorboard/`` (tensorboardX, installed with brax).
 
-    With ``resume=True`` everything but ``run_dir``, ``progress``, ``max_segments`` and (for
-    in-memory datasets) ``data`` comes from ``run_dir/config.json``.
+    With ``resume=True`` everything but ``run_dir``, ``progress``, ``max_segments``,
+    ``keep_checkpoints`` and (for in-memory datasets) ``data`` comes from ``run_dir/config.json``;
+    other arguments that differ from it are refused with a ``ValueError`` naming them.
     """
     if resume:
         if run_dir is None or not os.path.isfile(os.path.join(run_dir, "config.json")):
             raise FileNotFoundError(f"cannot resume: no config.json in run directory {run_dir!r}")
         with open(os.path.join(run_dir, "config.json")) as f:
             saved = json.load(f)
+        _refuse_changes(saved, agent=agent, env_id=env_id, config=config, seeds=seeds, segments=segments,
+                        env_kwargs=env_kwargs, hparams=hparams, data=data)
         name = saved["agent"]
         entry = agents.get(name)
         config = config_from_json(entry.config_cls, saved["config"])
@@ -246,6 +355,8 @@ def run_training(
         run = _build(agent, env_id, config, seeds, env_kwargs, data, hparams)
     if max_segments is not None:
         V.require_positive_int("max_segments", max_segments)
+    if keep_checkpoints is not None:
+        V.require_positive_int("keep_checkpoints", keep_checkpoints)
     ag = run.agent
     bounds = schedule(ag.num_updates, int(segments))
     counter, spu = ag.counter, ag.steps_per_update
@@ -254,6 +365,7 @@ def run_training(
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = os.path.join("runs", f"{run.name}-{run.env_id.replace(':', '_').replace('/', '_')}-{stamp}")
     writer = MetricsWriter(os.path.join(run_dir, "metrics.jsonl"))
+    tb = _TensorBoard(os.path.join(run_dir, "tensorboard"), run.seeds) if tensorboard else None
 
     init_v = jax.jit(jax.vmap(ag.init, in_axes=(0, None)))
     eval_v = jax.jit(jax.vmap(ag.evaluate))
@@ -268,15 +380,17 @@ def run_training(
     def evaluate(state, update: int) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in eval_v(state, ekeys(run.keys, update)).items()}
 
+    step = 0
     t_start = time.perf_counter()
     if resume:
-        state, step = checkpoint.restore(run_dir, jax.eval_shape(init_v, run.keys, run.hparams))
+        state, step = checkpoint.restore(run_dir, jax.eval_shape(init_v, run.keys, run.hparams), fallback=True)
         if step == ag.num_updates:
-            print(f"run {run_dir!r} already finished ({step} updates); nothing to do")
             path = os.path.join(run_dir, "summary.json")
             if os.path.isfile(path):
+                print(f"run {run_dir!r} already finished ({step} updates); nothing to do", file=sys.stderr)
                 with open(path) as f:
                     return json.load(f)
+            print(f"run {run_dir!r} has all {step} updates; writing its report", file=sys.stderr)
         elif step not in bounds:
             raise ValueError(f"checkpoint update {step} of {run_dir!r} is not a segment boundary of {bounds}")
         done = bounds.index(step) + 1 if step in bounds else 0
@@ -298,10 +412,13 @@ def run_training(
         if bad:
             raise NonFiniteError(f"non-finite {', '.join(bad)} before training; no checkpoint was written in {run_dir!r}")
         writer.write({"update": 0, counter: 0, "wall_s": 0.0, **ev})
+        if tb is not None:
+            tb.write(0, ev)
 
     label = ag.score.removeprefix("eval_").replace("_", " ")
-    bar = Progress(ag.num_updates * spu, f"{run.name} {run.env_id} x{len(run.seeds)} seeds", step * spu, progress,
+    bar = Progress(ag.num_updates * spu, f"{run.name} {run.env_id.split(':', 1)[-1][:18]} x{len(run.seeds)}", step * spu, progress,
                    counter=counter.replace("_", " "), metric=label)
+    loss_watch = LossWatch()
     last = len(bounds) if max_segments is None else min(len(bounds), done + int(max_segments))
     try:
         for i in range(done, last):
@@ -312,21 +429,28 @@ def run_training(
             ev = evaluate(new_state, update)
             bad = _non_finite({**m, **ev}, run.seeds)
             if bad:
-                good = checkpoint.latest_step(run_dir)
+                good = step if step > 0 else None  # the last checkpoint saved or restored (verified)
                 where = (f"the last good checkpoint in {run_dir!r} is update {good}" if good is not None
                          else f"no checkpoint was written yet in {run_dir!r}")
                 raise NonFiniteError(
                     f"non-finite {', '.join(bad)} in segment {i + 1}/{len(bounds)} (updates {prev + 1}-{update}); "
                     f"stopped. {where}."
                 )
-            state = new_state
+            state, step = new_state, update
+            stats = segment_stats(m, counter)
             writer.write({"update": update, counter: update * spu, "wall_s": time.perf_counter() - t_start,
-                          **segment_stats(m, counter), **ev})
+                          **stats, **ev})
+            if tb is not None:
+                tb.write(update * spu, {**stats, **ev})
+            for msg in loss_watch.check(stats):
+                bar.warn(f"warning: {msg} (segment {i + 1}/{len(bounds)}); check the learning rate")
             checkpoint.save(run_dir, update, state, keep_checkpoints)
             score = ev.get(ag.score)
             bar.update(update * spu, float(np.mean(score)) if score is not None else None)
     finally:
         bar.close()
+        if tb is not None:
+            tb.close()
     if last < len(bounds):
         return None
 
@@ -395,8 +519,15 @@ def write_report(run_dir: str, summary: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def evaluate_run(run_dir: str, episodes: int | None = None, seed: int = 0, data: Any = None) -> dict[str, Any]:
-    """Evaluate the latest checkpoint of a run directory (``episodes`` overrides ``eval_episodes``)."""
+def evaluate_run(run_dir: str, episodes: int | None = None, seed: int | None = None, data: Any = None) -> dict[str, Any]:
+    """Evaluate the latest checkpoint of a run directory (``episodes`` overrides ``eval_episodes``).
+
+    Protocol: by default the runner's own (per training seed ``s``, the key
+    ``eval_key(PRNGKey(s), update)`` and the run's ``eval_episodes``), so the numbers equal the
+    ``eval_*`` of ``results.md`` / ``metrics.jsonl`` at that checkpoint.  With ``seed`` the keys are
+    ``split(PRNGKey(seed), n_seeds)`` instead (fresh evaluation episodes).  The result's
+    ``protocol`` says which was used.
+    """
     path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir!r} is not a run directory (no config.json)")
@@ -404,6 +535,8 @@ def evaluate_run(run_dir: str, episodes: int | None = None, seed: int = 0, data:
         saved = json.load(f)
     entry = agents.get(saved["agent"])
     config = config_from_json(entry.config_cls, saved["config"])
+    if seed is not None:
+        V.require_nonneg_int("seed", seed)
     if episodes is not None:
         V.require_positive_int("episodes", episodes)
         if not hasattr(config, "eval_episodes"):
@@ -416,9 +549,17 @@ def evaluate_run(run_dir: str, episodes: int | None = None, seed: int = 0, data:
                  data if data is not None else ref, saved.get("hparams"))
     target = jax.eval_shape(jax.vmap(run.agent.init, in_axes=(0, None)), run.keys, run.hparams)
     state, step = checkpoint.restore(run_dir, target)
-    keys = jax.random.split(jax.random.PRNGKey(seed), len(run.seeds))
+    n_ep = getattr(run.config, "eval_episodes", None)
+    if seed is None:
+        keys = jax.vmap(eval_key, in_axes=(0, None))(run.keys, step)
+        protocol = (f"runner protocol: per training seed s, key eval_key(PRNGKey(s), update={step})"
+                    + (f", {n_ep} episodes" if n_ep else "")
+                    + (" (same as results.md / metrics.jsonl at this checkpoint)" if episodes is None else ""))
+    else:
+        keys = jax.random.split(jax.random.PRNGKey(seed), len(run.seeds))
+        protocol = f"fresh keys split(PRNGKey({seed}), {len(run.seeds)})" + (f", {n_ep} episodes" if n_ep else "")
     ev = jax.jit(jax.vmap(run.agent.evaluate))(state, keys)
-    out = {"run_dir": run_dir, "update": step, "seeds": run.seeds}
+    out = {"run_dir": run_dir, "update": step, "seeds": run.seeds, "protocol": protocol}
     for k, v in ev.items():
         v = np.asarray(v, np.float64)
         out[f"{k}_per_seed"] = v.tolist()

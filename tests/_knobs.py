@@ -3,7 +3,9 @@
 For one registered agent and a tiny config, train once with the defaults and once per perturbed
 config field / hparam; each perturbation must change the final learner state or the metrics,
 unless the agent module lists the field in ``INERT`` (``{field: why}``, e.g. evaluation-only
-fields).  Perturbations: bools flip, ints +1, floats x1.5 (+0.1 at zero), hparam leaves x1.5;
+fields).  Perturbations: bools flip, ints +1, floats x1.5 (+0.1 at zero; a config float that
+would leave its documented range, ``HPARAM_RANGES``, moves halfway to the bound instead, since
+``make`` refuses it), hparam leaves x1.5;
 strings, tuples and ``None`` need an explicit alternative in ``alternatives`` (``"hp.<name>"``
 keys give an hparam's alternative value).
 """
@@ -44,6 +46,16 @@ def _perturb(value: Any) -> Any:
     if isinstance(value, float):
         return value * 1.5 if value != 0 and math.isfinite(value) else 0.1
     raise KeyError
+
+
+def _into_range(old: Any, new: Any, rng) -> Any:
+    """``new`` if it is in the documented range ``rng`` (``rlsuite.core.validate.Range``), else a
+    valid value between ``old`` and the nearest finite bound."""
+    if rng is None or not isinstance(new, float) or rng.contains(new):
+        return new
+    lo, hi = rng[0], rng[1]
+    cand = (old + hi) / 2 if math.isfinite(hi) and old != hi else (old + lo) / 2 if math.isfinite(lo) else old * 0.5
+    return cand if rng.contains(cand) and cand != old else old * 0.5
 
 
 def check_every_knob(
@@ -88,7 +100,7 @@ def check_every_knob(
             new = alternatives[f.name]
         else:
             try:
-                new = _perturb(old)
+                new = _into_range(old, _perturb(old), entry.hparam_ranges().get(f.name))
             except KeyError:
                 raise AssertionError(f"{name}: give an alternative value for field {f.name}={old!r}") from None
         changed = _differs(base, run(dataclasses.replace(config, **{f.name: new})))

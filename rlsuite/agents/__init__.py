@@ -66,6 +66,10 @@ class AgentEntry:
 
     def make(self, config, env, env_params, data=None):
         """The :class:`rlsuite.core.agent.Agent` of ``config`` (checks that ``config`` is this variant)."""
+        import jax
+        import jax.numpy as jnp
+
+        from rlsuite.core import validate as V
         from rlsuite.core.agent import check_agent
 
         if type(config) is not self.config_cls:  # exact: LPOConfig subclasses PPOConfig
@@ -78,8 +82,17 @@ class AgentEntry:
         if self.kind != "offline" and data is not None:
             raise ValueError(f"agent {self.name!r} is not offline and takes no data")
         mod = self.load()
+        ranges = self.hparam_ranges()
+        hp = self.default_hparams(config)
+        # the config's numeric fields seed the default hparams: their documented ranges are checked here
+        V.check_ranges(hp, ranges, lambda n: f"{type(config).__name__}.{n}" if hasattr(config, n) else f"hparam {n}")
         agent = mod.make(config, env, env_params, data) if self.kind == "offline" else mod.make(config, env, env_params)
-        return check_agent(agent)
+        template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), hp)
+        return check_agent(agent._replace(hparams_template=template, hparam_ranges=ranges))
+
+    def hparam_ranges(self) -> Mapping[str, Any]:
+        """The module's documented valid ranges of its hparams (``HPARAM_RANGES``)."""
+        return dict(getattr(self.load(), "HPARAM_RANGES", {}) or {})
 
 
 def _e(name, module, summary, kind, default_env, **kw) -> AgentEntry:

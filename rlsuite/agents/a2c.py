@@ -88,6 +88,10 @@ def validate(config: A2CConfig) -> None:
 
 
 Config, HParams = A2CConfig, A2CHParams
+HPARAM_RANGES = {  # documented valid ranges, checked by rlsuite.core.validate.check_ranges
+    "lr": V.POSITIVE, "gamma": V.DISCOUNT, "gae_lambda": V.UNIT,
+    "ent_coef": V.NONNEG, "vf_coef": V.NONNEG, "max_grad_norm": V.POSITIVE_OR_INF,
+}
 INERT = {"eval_episodes": "evaluation only"}
 
 

@@ -173,6 +173,11 @@ Config = BPGConfig
 """The registry's ``bpg`` entry uses :class:`BPGConfig`, ``bac`` uses :class:`BACConfig`;
 :func:`make` dispatches on the config type."""
 HParams = BayesHParams
+HPARAM_RANGES = {  # documented valid ranges, checked by rlsuite.core.validate.check_ranges
+    "step_size": V.POSITIVE, "step_decay": V.POSITIVE_OR_INF, "noise_var": V.POSITIVE, "fisher_reg": V.NONNEG,
+    "ald_threshold": V.NONNEG, "fisher_coef": V.NONNEG, "state_width": V.POSITIVE,
+    "max_step_norm": V.POSITIVE_OR_INF, "gamma": V.DISCOUNT,
+}
 
 INERT = {
     "eval_episodes": "evaluation only",

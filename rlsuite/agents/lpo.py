@@ -127,6 +127,7 @@ class LPOHParams:
 
 
 Config, HParams = LPOConfig, LPOHParams
+HPARAM_RANGES = {**ppo.HPARAM_RANGES, "dpo_alpha": V.POSITIVE, "dpo_beta": V.POSITIVE}
 INERT = {"eval_episodes": "evaluation only"}
 
 

@@ -149,6 +149,9 @@ class MartingaleHParams:
 
 
 Config, HParams = MartingaleConfig, MartingaleHParams
+HPARAM_RANGES = {  # documented valid ranges (dt = 0: the env's own dt), checked by validate.check_ranges
+    "lr": V.NONNEG, "lr_w": V.NONNEG, "lr_decay": V.NONNEG, "lam": V.NONNEG, "dt": V.NONNEG,
+}
 
 _CLOSED = "the closed-form methods (lstd; ml / mstde with solver='closed_form' and value='linear')"
 INERT = {

@@ -88,6 +88,7 @@ def default_hparams(config: NPGConfig, **overrides) -> PGHParams:
 
 
 Config, HParams = NPGConfig, PGHParams
+HPARAM_RANGES = pg.HPARAM_RANGES
 INERT = {
     "eval_every": "evaluation only (make_train's evaluation schedule)",
     "eval_episodes": "evaluation only",

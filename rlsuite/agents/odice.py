@@ -171,6 +171,10 @@ class ODiceHParams:
 
 
 Config, HParams = ODiceConfig, ODiceHParams
+HPARAM_RANGES = {  # documented valid ranges, checked by rlsuite.core.validate.check_ranges
+    "lam": V.UNIT, "eta": V.NONNEG, "gamma": V.DISCOUNT, "tau": V.RATE, "v_lr": V.POSITIVE, "pi_lr": V.POSITIVE,
+    "pi_weight_decay": V.NONNEG, "weight_clip": V.POSITIVE_OR_INF, "disc_lr": V.POSITIVE,
+}
 
 INERT = {
     "eval_every": "evaluation only (make_train's evaluation cadence; the agent's updates ignore it)",

@@ -132,6 +132,10 @@ class IQLHParams:
 
 
 Config, HParams = BCConfig, BCHParams  # the registry names the classes: bc -> BCConfig, iql -> IQLConfig
+HPARAM_RANGES = {  # BC and IQL fields; documented valid ranges, checked by rlsuite.core.validate.check_ranges
+    "pi_lr": V.POSITIVE, "pi_weight_decay": V.NONNEG, "expectile": V.UNIT_OPEN, "beta": V.NONNEG,
+    "gamma": V.DISCOUNT, "tau": V.RATE, "lr": V.POSITIVE, "weight_clip": V.POSITIVE_OR_INF,
+}
 
 INERT = {
     "eval_every": "evaluation only (make_train's evaluation cadence; the agent's updates ignore it)",

@@ -110,6 +110,11 @@ class PGHParams:
     discount: jax.Array | float = 0.99
 
 
+HPARAM_RANGES = {  # documented valid ranges of PGHParams, checked by rlsuite.core.validate.check_ranges
+    "gamma0": V.POSITIVE, "gamma_power": V.NONNEG, "eta0": V.DISCOUNT, "eta_power": V.NONNEG, "discount": V.DISCOUNT,
+}
+
+
 def make_hparams(gamma0=0.1, gamma_power=1.0, eta0=1.0, eta_power=1.0, discount=0.99) -> PGHParams:
     """:class:`PGHParams` with float32 array leaves (one jit signature whatever the caller passes).
 

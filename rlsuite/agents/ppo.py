@@ -132,6 +132,10 @@ def validate(config: PPOConfig) -> None:
 
 
 Config, HParams = PPOConfig, PPOHParams
+HPARAM_RANGES = {  # documented valid ranges, checked by rlsuite.core.validate.check_ranges
+    "lr": V.POSITIVE, "gamma": V.DISCOUNT, "gae_lambda": V.UNIT, "clip_eps": V.POSITIVE,
+    "ent_coef": V.NONNEG, "vf_coef": V.NONNEG, "max_grad_norm": V.POSITIVE_OR_INF,
+}
 INERT = {"eval_episodes": "evaluation only"}
 
 

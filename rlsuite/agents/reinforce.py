@@ -61,6 +61,7 @@ def default_hparams(config: ReinforceConfig, **overrides) -> PGHParams:
 
 
 Config, HParams = ReinforceConfig, PGHParams
+HPARAM_RANGES = pg.HPARAM_RANGES
 INERT = {
     "eval_every": "evaluation only (make_train's evaluation schedule)",
     "eval_episodes": "evaluation only",

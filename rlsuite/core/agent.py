@@ -27,7 +27,9 @@ Shared metric keys, so the runner, plots and the meta engine need no per-agent c
   for a healthy run: the runner stops on the first non-finite scalar.
 
 :func:`make_train` composes ``init`` and ``segment`` into one jittable ``train(key, hparams)``,
-vmappable over keys (seeds) and hparams (sweeps, ES populations); with ``eval_every`` it also
+vmappable over keys (seeds) and hparams (sweeps, ES populations); it first checks its inputs
+(:func:`check_train_inputs`: a PRNG key, hparams shaped like the agent's, documented ranges for
+concrete values) so a wrong argument fails with one message, not inside a JAX trace; with ``eval_every`` it also
 evaluates before training and every ``eval_every`` updates, with the same evaluation keys as the
 runner (:func:`eval_key`), so a sweep and ``rlsuite train`` report the same ``eval_return``.
 """
@@ -61,6 +63,11 @@ class Agent(NamedTuple):
     """The headline evaluation metric (a key of ``evaluate``'s output)."""
     higher_is_better: bool = True
     """Whether a larger ``score`` is better (False for errors, e.g. martingale's value error)."""
+    hparams_template: Any = None
+    """Shapes / dtypes of the agent's ``HParams`` (``jax.ShapeDtypeStruct`` leaves); the registry
+    fills it in, and :func:`make_train` then checks the hparams it is given against it."""
+    hparam_ranges: Any = None
+    """The module's ``HPARAM_RANGES`` (name -> :class:`rlsuite.core.validate.Range`)."""
 
 
 def scan_segment(update: Callable[[Any, Any], tuple[Any, dict]]):
@@ -89,6 +96,73 @@ def check_agent(agent: Agent) -> Agent:
     return agent
 
 
+def _key_template():
+    return jax.eval_shape(lambda: jax.random.PRNGKey(0))
+
+
+def check_key(key: Any, label: str = "key") -> None:
+    """``key`` must be a PRNG key: ``jax.random.PRNGKey(seed)`` (raw ``uint32`` data) or
+    ``jax.random.key(seed)`` (typed), not a plain integer seed."""
+    shape, dtype = getattr(key, "shape", None), getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+    else:
+        t = _key_template()
+        if shape == t.shape and dtype == t.dtype:
+            return
+    what = f"{type(key).__name__} {key!r}" if shape is None else f"an array of shape {shape} and dtype {dtype}"
+    raise ValueError(f"{label} must be a PRNG key (jax.random.PRNGKey(seed): uint32{list(_key_template().shape)}, "
+                     f"or jax.random.key(seed)), got {what}")
+
+
+def check_hparams(template: Any, hparams: Any) -> None:
+    """``hparams`` must have ``template``'s pytree structure (same type and fields) and each leaf
+    its shape and a float dtype; one ``ValueError`` names the field and the expected shape.  Works
+    on concrete values and on tracers (inside ``jit`` / ``vmap`` the per-example shape counts)."""
+    import numpy as np
+
+    if template is None:
+        return
+    name = type(template).__name__
+    if type(hparams) is not type(template):
+        raise ValueError(f"hparams must be a {name} (the agent's default_hparams(config), changed with "
+                         f".replace(...)), got {type(hparams).__name__}")
+    want = dict(jax.tree_util.tree_flatten_with_path(template)[0])
+    try:
+        got_leaves = jax.tree_util.tree_flatten_with_path(hparams)[0]
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"hparams is not a valid {name} pytree: {e}") from None
+    got = dict(got_leaves)
+    fmt = jax.tree_util.keystr
+    missing, extra = [p for p in want if p not in got], [p for p in got if p not in want]
+    if missing or extra:
+        p = (missing or extra)[0]
+        exp = f"expected a leaf of shape {tuple(want[p].shape)}" if p in want else "not a field of the template"
+        raise ValueError(f"hparams{fmt(p)} does not match {name}: {exp} (structure differs from default_hparams)")
+    for p, t in want.items():
+        x = got[p]
+        shape = tuple(np.shape(x)) if not hasattr(x, "shape") else tuple(x.shape)
+        dtype = getattr(x, "dtype", None)
+        if isinstance(x, (str, bytes)) or x is None or (dtype is None and not isinstance(x, (int, float))):
+            raise ValueError(f"hparams{fmt(p)} must be a number / array of shape {tuple(t.shape)}, got {x!r}")
+        if dtype is not None and not (jax.dtypes.issubdtype(dtype, jnp.floating) or jax.dtypes.issubdtype(dtype, jnp.integer)):
+            raise ValueError(f"hparams{fmt(p)} must be a float array of shape {tuple(t.shape)}, got dtype {dtype}")
+        if shape != tuple(t.shape):
+            raise ValueError(f"hparams{fmt(p)} must have shape {tuple(t.shape)}, got shape {shape}"
+                             + (" (vmap over a sweep axis instead of passing it stacked)" if shape[1:] == tuple(t.shape)
+                                else ""))
+
+
+def check_train_inputs(agent: Agent, key: Any, hparams: Any) -> None:
+    """What ``train(key, hparams)`` checks first: the key, the hparams' structure and shapes, and
+    (for concrete values) the documented ranges."""
+    check_key(key)
+    check_hparams(agent.hparams_template, hparams)
+    if agent.hparam_ranges:
+        V.check_ranges(hparams, agent.hparam_ranges, lambda n: f"hparams.{n}")
+
+
 def make_train(agent: Agent, eval_every: int | None = None):
     """``train(key, hparams) -> (state, metrics)``: a whole run as one pure, jittable function.
 
@@ -101,6 +175,7 @@ def make_train(agent: Agent, eval_every: int | None = None):
     if eval_every is None:
 
         def train(key, hparams):
+            check_train_inputs(agent, key, hparams)
             return agent.segment(agent.init(key, hparams), hparams, agent.num_updates)
 
         return train
@@ -111,6 +186,7 @@ def make_train(agent: Agent, eval_every: int | None = None):
     n_seg = agent.num_updates // every
 
     def train_with_eval(key, hparams):
+        check_train_inputs(agent, key, hparams)
         state = agent.init(key, hparams)
         ev0 = agent.evaluate(state, eval_key(key, 0))
 

@@ -108,3 +108,76 @@ def in_range(config: Any, name: str, lo: float, hi: float, lo_open: bool = False
 
 def divides(config: Any, name: str, total: int, total_label: str) -> None:
     require_divides(_label(config, name), getattr(config, name), total, total_label)
+
+
+# ----------------------------------------------------------------------------- value ranges
+
+class Range(tuple):
+    """A documented valid interval ``(lo, hi, lo_open, hi_open)``; ``str`` gives ``(0, inf)`` etc.
+
+    Agent modules declare one table ``HPARAM_RANGES = {"lr": POSITIVE, "gamma": DISCOUNT, ...}``
+    (hparam name -> Range); :func:`check_ranges` is the one function that checks it (at ``make``
+    for the config-derived defaults, in the runner for ``--hparam`` overrides and in
+    ``make_train`` for concrete hparams).  An infinite bound is allowed only when closed
+    (``max_grad_norm = inf``: no clipping).  NaN passes the range check on purpose (the Python API
+    uses NaN hparams to exercise the runner's NaN stop, which reports it); the CLI refuses
+    non-finite ``--hparam`` values when it parses them.
+    """
+
+    def __new__(cls, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
+        return super().__new__(cls, (float(lo), float(hi), bool(lo_open), bool(hi_open)))
+
+    def __str__(self) -> str:
+        lo, hi, lo_open, hi_open = self
+        f = lambda x: "inf" if x == math.inf else "-inf" if x == -math.inf else f"{x:g}"  # noqa: E731
+        return f"{'(' if lo_open else '['}{f(lo)}, {f(hi)}{')' if hi_open else ']'}"
+
+    def contains(self, x: float) -> bool:
+        lo, hi, lo_open, hi_open = self
+        if math.isnan(x):  # left to the runner's NaN stop (names metric, segment, seeds); the CLI refuses NaN
+            return True
+        return (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
+
+
+POSITIVE = Range(0, math.inf, True, True)  # learning rates, step sizes, widths (finite, > 0)
+POSITIVE_OR_INF = Range(0, math.inf, True, False)  # clips where inf means "none"
+NONNEG = Range(0, math.inf, False, True)  # coefficients, weight decay (finite, >= 0)
+NONNEG_OR_INF = Range(0, math.inf, False, False)
+DISCOUNT = Range(0, 1, True, False)  # (0, 1]
+UNIT = Range(0, 1)  # [0, 1]: lambdas, mixing weights
+UNIT_OPEN = Range(0, 1, True, True)  # (0, 1): expectiles
+RATE = Range(0, 1, True, False)  # (0, 1]: EMA rates
+
+
+def check_ranges(values: Any, ranges: Any, label=lambda name: name) -> None:
+    """Check concrete numeric ``values`` (a mapping or dataclass; array leaves are checked
+    element-wise, e.g. a sweep's stacked hparams) against ``ranges`` (name -> :class:`Range`).
+    Names without a range, non-numeric and traced values are skipped.  Raises one ``ValueError``
+    naming the field, its valid range and the bad value."""
+    import numpy as np
+
+    if not ranges:
+        return
+    items = values.items() if hasattr(values, "items") else (
+        (n, getattr(values, n)) for n in getattr(values, "__dataclass_fields__", {}))
+    for name, v in items:
+        rng = ranges.get(name)
+        if rng is None or _is_traced(v):
+            continue
+        try:
+            arr = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        bad = [x for x in arr.reshape(-1).tolist() if not rng.contains(x)]
+        if bad:
+            got = v if arr.ndim == 0 and not hasattr(v, "shape") else bad[0]
+            raise ValueError(f"{label(name)} must be in {rng}, got {got!r}")
+
+
+def _is_traced(v: Any) -> bool:
+    try:
+        import jax
+
+        return isinstance(v, jax.core.Tracer)
+    except Exception:  # noqa: BLE001
+        return False

@@ -137,7 +137,14 @@ def info_dict(ds) -> dict:
     out["ref_expert_return"] = md.get("ref_expert_return")
     out["ref_source"] = md.get("ref_source")
     try:
-        out["normalized_score"] = float(dataset_normalized_score(ds))
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            score = float(dataset_normalized_score(ds))
+        out["normalized_score"] = score if score == score else None
+        if score != score:
+            out["normalized_score_note"] = "undefined: the dataset has no complete episode"
     except ValueError as e:
         out["normalized_score"] = None
         out["normalized_score_note"] = str(e)

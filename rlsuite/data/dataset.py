@@ -215,6 +215,7 @@ class Dataset:
         return {
             "episodes": int(self.num_episodes),
             "complete_episodes": n_complete,
+            **({"returns_of": "partial episodes (none is complete)"} if n_complete == 0 else {}),
             "return_mean": float(rets.mean()),
             "return_std": float(rets.std()),
             "return_min": float(rets.min()),

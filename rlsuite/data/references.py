@@ -57,7 +57,8 @@ def normalized_score(returns, ref_random: float, ref_expert: float) -> np.ndarra
 
 def dataset_normalized_score(dataset, returns=None) -> np.ndarray | float:
     """Normalise ``returns`` (default: the dataset's complete-episode mean return) with the
-    references stored in ``dataset.metadata``."""
+    references stored in ``dataset.metadata``.  A dataset without a complete episode has no
+    defined score: ``nan`` with a ``RuntimeWarning`` (partial returns are not used)."""
     md = dataset.metadata
     env_id = str(md.get("env_id", ""))
     src = md.get("ref_source", "")
@@ -65,8 +66,12 @@ def dataset_normalized_score(dataset, returns=None) -> np.ndarray | float:
         raise ValueError("refusing to normalise Brax returns with D4RL MuJoCo references")
     if returns is None:
         rets = dataset.episode_returns(complete_only=True)
-        if rets.size == 0:
-            rets = dataset.episode_returns()
+        if rets.size == 0:  # partial returns are not comparable with the episode-return references
+            import warnings
+
+            warnings.warn(f"dataset {md.get('loaded_from') or env_id!r} has no complete episode: its normalised "
+                          "score is undefined (nan)", RuntimeWarning, stacklevel=2)
+            return float("nan")
         returns = float(rets.mean())
     return normalized_score(returns, md.get("ref_random_return"), md.get("ref_expert_return"))
 
