@@ -108,6 +108,21 @@ def test_features_default_drift_and_scalar_drift():
         lpo.drift(_cfg("ta-lpo"), hp, R, R)  # an 8-input drift for ta-lpo
 
 
+@pytest.mark.parametrize("method", ["lpo", "ta-lpo"])
+def test_es_start_equals_the_default_drift_but_is_not_an_antithetic_saddle(method):
+    config = _cfg(method)
+    hp = lpo.default_hparams(config)
+    start = lpo.es_start_drift(jax.random.PRNGKey(0), config)
+    d = lambda drift: np.asarray(lpo.drift(config, hp.replace(drift=drift), R[:, None], A[None, :], 0.5))  # noqa: E731
+    np.testing.assert_array_equal(d(start), d(hp.drift))  # same function as the default
+    eps = jax.tree.map(lambda x: 0.3 * jax.random.normal(jax.random.PRNGKey(1), x.shape), start)
+    plus, minus = (jax.tree.map(lambda a, b, s=s: a + s * b, start, eps) for s in (1.0, -1.0))
+    assert np.abs(d(plus) - d(minus)).max() > 1e-3  # an antithetic pair sees two different drifts
+    zero = hp.drift
+    zp, zm = (jax.tree.map(lambda a, b, s=s: a + s * b, zero, eps) for s in (1.0, -1.0))
+    np.testing.assert_allclose(d(zp), d(zm), atol=1e-6)  # ...whereas at the all-zero point it does not
+
+
 # ----------------------------------------------------------------------------- special cases
 
 

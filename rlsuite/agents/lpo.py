@@ -162,6 +162,20 @@ def init_drift(key: jax.Array, config: LPOConfig) -> dict:
     return DriftNet().init(key, jnp.zeros((1, num_inputs(config)), jnp.float32))
 
 
+def es_start_drift(key: jax.Array, config: LPOConfig) -> dict:
+    """Where an ES over the drift starts: random (lecun-normal) hidden layer, **zero** output layer.
+
+    The drift is then exactly the default one (PPO's clip drift with ``ppo_init``, net = 0), but
+    the ES gradient is first order.  At the all-zero default the bias-free network is odd in
+    ``(W1, W2) -> (-W1, -W2)``: the two members of an antithetic pair (which share their keys)
+    are the same function, get the same fitness, and the estimated gradient is round-off that
+    Adam amplifies into a random walk.  ``rlsuite meta lpo|ta-lpo`` start here without ``--init``.
+    """
+    p = init_drift(key, config)
+    return {"params": {"hidden": {"kernel": p["params"]["hidden"]["kernel"]},
+                       "out": {"kernel": jnp.zeros_like(p["params"]["out"]["kernel"])}}}
+
+
 def zero_drift(config: LPOConfig) -> dict:
     """All-zero drift params (the default: PPO's drift with ``ppo_init``, else D = 0)."""
     return jax.tree.map(lambda s: jnp.zeros(s, jnp.float32), drift_shapes(num_inputs(config)),

@@ -24,6 +24,9 @@ commands:
   lpo       evolve the drift network of LPO (hparams.drift); saves RUN_DIR/objective.msgpack
   ta-lpo    the same for temporally-aware LPO
   resume    continue a meta run from its last checkpoint: rlsuite meta resume RUN_DIR
+  ga        Deep GA (seed chains) on a JAX env: rlsuite meta ga --env gymnax:CartPole-v1
+  ga-ns     GA with novelty search: rlsuite meta ga-ns --env maze:hard
+  ga-eval   evaluate the exported elite of a GA run: rlsuite meta ga-eval RUN_DIR [--episodes 200]
 
 `rlsuite meta COMMAND --help` lists the flags (ES settings, the inner agent's config under --train.).
 """
@@ -70,7 +73,7 @@ class FieldArgs:
     env: Optional[str] = None
     """Environment id (default: the agent's default env)."""
     init: Optional[str] = None
-    """Start from this saved objective (default: the agent's initial drift)."""
+    """Start from this saved objective (default: lpo.es_start_drift, which equals the default drift)."""
     hparam: tuple[str, ...] = ()
     """Fixed hyper-parameter overrides NAME=VALUE of the inner agent."""
     total_steps: Optional[int] = None
@@ -201,8 +204,100 @@ def _resume_cmd(argv: list[str]) -> int:
     return _resume(a.run_dir, a.max_segments, not a.no_progress)
 
 
+@dataclasses.dataclass
+class GAArgs:
+    """Run options of `rlsuite meta ga|ga-ns` (GA settings follow)."""
+
+    env: str = "gymnax:CartPole-v1"
+    """JAX environment id (`rlsuite envs`); maze:hard for GA-NS."""
+    env_kwarg: tuple[str, ...] = ()
+    """Env parameter overrides NAME=VALUE (e.g. max_steps_in_episode=200)."""
+    smoke: bool = False
+    """Tiny run: N 8, T 3, 3 generations, horizon 50, elite 2 x 2 episodes."""
+    run_dir: Optional[str] = None
+    """Run directory (default runs/ga-<env>-<time>)."""
+    resume: Optional[str] = None
+    """Continue the GA run in this directory from its last checkpoint (other flags ignored)."""
+    max_segments: Optional[int] = None
+    """Stop after this many segments (continue later with --resume)."""
+    no_progress: bool = False
+    """No progress lines."""
+
+
+SMOKE_GA = dict(population=8, truncation=3, generations=3, segments=3, horizon=50, elite_candidates=2,
+                elite_episodes=2, test_episodes=4, hidden=(16,))
+
+
+def _env_kwargs(items) -> dict:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--env-kwarg wants NAME=VALUE, got {item!r}")
+        try:
+            out[name.strip()] = int(value)
+        except ValueError:
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                raise ValueError(f"--env-kwarg {item!r}: the value must be a number") from None
+    return out
+
+
+def _ga_cmd(novelty: bool):
+    def cmd(argv: list[str]) -> int:
+        import datetime as dt
+        import os
+
+        import tyro
+
+        from rlsuite.meta import deep_ga
+        from rlsuite.train import enable_compilation_cache
+
+        name = "ga-ns" if novelty else "ga"
+        base = deep_ga.GAConfig(novelty=novelty, **(SMOKE_GA if "--smoke" in argv else {}))
+        if novelty and "--smoke" not in argv:
+            base = dataclasses.replace(base, population=200, truncation=20, sigma=0.1, generations=100,
+                                       elite_candidates=5, elite_episodes=1)
+        cli_cls = dataclasses.make_dataclass(
+            "MetaGA", [("run", Annotated[GAArgs, tyro.conf.OmitArgPrefixes]),
+                       ("ga", Annotated[deep_ga.GAConfig, tyro.conf.OmitArgPrefixes])])
+        desc = ("Deep GA (Such et al. 2017) with compact seed chains" + (", selecting on novelty (GA-NS)" if novelty
+                else "") + "; the elite is exported to RUN_DIR/elite.msgpack.")
+        args = tyro.cli(cli_cls, args=argv, prog=f"rlsuite meta {name}", description=desc,
+                        default=cli_cls(GAArgs(env="maze:hard" if novelty else "gymnax:CartPole-v1"), base))
+        enable_compilation_cache()
+        run, cfg = args.run, dataclasses.replace(args.ga, novelty=novelty)
+        kw = dict(max_segments=run.max_segments, progress=not run.no_progress)
+        if run.resume:
+            summary = deep_ga.resume(run.resume, **kw)
+        else:
+            run_dir = run.run_dir or os.path.join("runs", f"{name}-{run.env.replace(':', '_').replace('/', '_')}-"
+                                                             f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+            summary = deep_ga.run(run.env, cfg, run_dir, env_kwargs=_env_kwargs(run.env_kwarg), **kw)
+        return _finish(summary)
+
+    return cmd
+
+
+def _ga_eval(argv: list[str]) -> int:
+    import argparse
+
+    from rlsuite.meta import deep_ga
+
+    p = argparse.ArgumentParser(prog="rlsuite meta ga-eval", description="Evaluate the exported elite of a GA run.")
+    p.add_argument("run_dir")
+    p.add_argument("--episodes", type=int, default=200)
+    p.add_argument("--seed", type=int, default=12345)
+    a = p.parse_args(argv)
+    r = deep_ga.evaluate_elite(a.run_dir, a.episodes, a.seed)
+    print(f"elite of {a.run_dir}: mean return {r['mean_return']:.4g} over {a.episodes} episodes")
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    commands = {"es": _es, "resume": _resume_cmd, **{n: _field(n) for n in FIELD_AGENTS}}
+    commands = {"es": _es, "resume": _resume_cmd, **{n: _field(n) for n in FIELD_AGENTS},
+                "ga": _ga_cmd(False), "ga-ns": _ga_cmd(True), "ga-eval": _ga_eval}
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2

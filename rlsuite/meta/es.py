@@ -709,6 +709,8 @@ def _field_problem(info: Mapping[str, Any], es_config: ESConfig, run_dir: str):
     init = template
     if info.get("init"):
         init = _load_field(mod, field, info["init"], template, agent_config)
+    elif hasattr(mod, f"es_start_{field}"):  # e.g. lpo.es_start_drift: a start that is not a saddle
+        init = getattr(mod, f"es_start_{field}")(jax.random.PRNGKey(es_config.seed), agent_config)
     score = final_score_fn(agent)
 
     def fitness(meta, key):
@@ -805,8 +807,9 @@ def evolve_hparam_field(
 ) -> dict[str, Any] | None:
     """Evolve the pytree field ``hparams.<field>`` of a registered agent (e.g. LPO's drift network).
 
-    Starts from the agent's default value of the field, or from ``init`` (a file read with the
-    agent module's ``load_<field>`` if it has one, else flax msgpack).  The mean is written to
+    Starts from ``init`` (a file read with the agent module's ``load_<field>`` if it has one, else
+    flax msgpack), else from the module's ``es_start_<field>(key, config)`` if it has one (LPO: a
+    drift equal to the default whose antithetic pairs differ), else the field's default value.  The mean is written to
     ``RUN_DIR/objective.msgpack`` at every checkpoint with the module's ``save_<field>`` (or flax
     msgpack).  Fitness as in :func:`tune_hparams`.
     """
