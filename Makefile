@@ -21,15 +21,11 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -n 2
 
 # Every experiment and benchmark script in its --smoke mode (tiny sizes, < 60 s each; writes to
-# /tmp, never to results/), so a script cannot rot silently.
+# /tmp, never to results/), two at a time, so a script cannot rot silently.  Files starting with
+# `_` are helpers, not scripts.
 SMOKE_SCRIPTS = $(sort $(wildcard experiments/*/*.py) $(wildcard benchmarks/*.py))
 smoke: $(BIN)/.installed
-	@set -e; for f in $(SMOKE_SCRIPTS); do \
-	  case $$(basename $$f) in _*) continue;; esac; \
-	  echo "== smoke: $$f"; t0=$$(date +%s); \
-	  $(BIN)/python $$f --smoke > /tmp/rlsuite-smoke.log 2>&1 || { tail -50 /tmp/rlsuite-smoke.log; echo "smoke FAILED: $$f"; exit 1; }; \
-	  echo "   ok ($$(( $$(date +%s) - t0 )) s)"; \
-	done
+	@printf '%s\n' $(SMOKE_SCRIPTS) | grep -v '/_' | PYTHON_BIN=$(BIN)/python xargs -P 2 -n 1 .ci/smoke_one.sh
 
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m slow

@@ -108,7 +108,7 @@ def test_vmap_over_hyperparameters_sweeps(cartpole, tiny_train):
 
 
 @pytest.mark.parametrize("name, config", [
-    ("ppo", TINY),
+    pytest.param("ppo", TINY, marks=pytest.mark.slow),  # ~1 min: the slow tier checks every knob
     pytest.param("a2c", a2c.A2CConfig(total_timesteps=4 * 5 * 6, num_envs=4), marks=pytest.mark.slow),
 ])
 def test_every_config_field_and_hparam_changes_training(cartpole, name, config):

@@ -439,6 +439,7 @@ def _final(cfg, env, p, **hp):
     return _fingerprint(out)
 
 
+@pytest.mark.slow
 def test_inert_knobs_act_where_they_apply(lqr):
     """The INERT entries that are mode-dependent do change training in the mode they belong to."""
     env, p = lqr

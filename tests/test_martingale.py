@@ -382,6 +382,7 @@ def _tiny(**kw):
     return mg.MartingaleConfig(**{**dict(num_paths=8, num_iterations=3, num_steps=30), **kw})
 
 
+@pytest.mark.slow
 def test_every_knob_td0_offline(tiny):
     env, p = tiny
     report = check_every_knob(
@@ -397,6 +398,7 @@ def test_every_knob_td0_offline(tiny):
     assert report["num_paths"] == report["hp.dt"] == report["mode"] == "changes", report
 
 
+@pytest.mark.slow
 def test_every_knob_lstd(tiny):
     env, p = tiny
     report = check_every_knob(

@@ -440,7 +440,8 @@ _KNOB_ALT = {"hidden": (3,), "activation": "relu", "baseline": "none", "discount
 
 @pytest.mark.parametrize(
     "name",
-    ["reinforce", "npg-igt", pytest.param("harpg", marks=pytest.mark.slow),
+    [pytest.param("reinforce", marks=pytest.mark.slow), pytest.param("npg-igt", marks=pytest.mark.slow),
+     pytest.param("harpg", marks=pytest.mark.slow),
      pytest.param("nharpg", marks=pytest.mark.slow)],
 )
 def test_every_knob_changes_the_result(name):
