@@ -463,3 +463,13 @@ def test_build_all_kinds_pendulum(tmp_path):
     # a second builder reuses the cached PPO run and references
     b2 = data.Builder(spec)
     assert b2.ppo_run().eval_returns == run.eval_returns
+
+
+def test_minari_id_lookup_creates_nothing_in_the_home_directory(tmp_path, monkeypatch):
+    from rlsuite.data.io import load_minari
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)
+    with pytest.raises(FileNotFoundError, match="no dataset at 'hopper-medium-v0'"):
+        load_minari("hopper-medium-v0")
+    assert not (tmp_path / ".minari").exists()

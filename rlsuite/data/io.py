@@ -157,9 +157,11 @@ def _minari_data_path(path_or_id: str) -> pathlib.Path:
         raise ValueError(f"{p} is a directory but holds no Minari dataset (no data/metadata.json)")
     if p.exists():
         raise ValueError(f"{p} is a file; a Minari dataset is a directory with data/metadata.json")
-    from minari.storage.datasets_root_dir import get_dataset_path
-
-    cand = pathlib.Path(get_dataset_path(path_or_id)) / "data"
+    # A Minari dataset id: looked up under MINARI_DATASETS_PATH (Minari's default ~/.minari/datasets)
+    # without minari's get_dataset_path, which creates that folder in the home directory as a side
+    # effect of a mere look-up.
+    root = pathlib.Path(os.environ.get("MINARI_DATASETS_PATH") or pathlib.Path.home() / ".minari" / "datasets")
+    cand = root / path_or_id / "data"
     if (cand / "metadata.json").exists():
         return cand
     raise FileNotFoundError(
