@@ -108,6 +108,9 @@ _OFFLINE_SMOKE = dict(gradient_steps=20, eval_every=10, eval_episodes=2, batch_s
 _OFFLINE_DATA = dict(kind="random", size=400)
 _LPO_SMOKE = dict(total_timesteps=2048, num_envs=4, num_steps=32, eval_episodes=2, hidden=(16,))
 
+_GBRL_SMOKE = dict(total_timesteps=512, num_envs=4, num_steps=32, num_minibatches=2, eval_episodes=2, n_bins=16,
+                   max_depth=3)
+
 REGISTRY: dict[str, AgentEntry] = {
     e.name: e
     for e in [
@@ -144,6 +147,12 @@ REGISTRY: dict[str, AgentEntry] = {
         _e("iql", "offline_baselines", "Implicit Q-learning (Kostrikov et al. 2022; O-DICE baseline)", "offline",
            "brax:hopper", config_name="IQLConfig", smoke_env="gymnax:Pendulum-v1",
            smoke=dict(_OFFLINE_SMOKE, hidden=(16, 16), policy_hidden=(16, 16)), smoke_data=_OFFLINE_DATA),
+        _e("gbrl-ppo", "gbrl", "GBRL: gradient-boosted-tree actor-critic, PPO loss (Fuhrer et al. 2024)", "online",
+           "gymnax:CartPole-v1", config_name="GBRLConfig", variant=dict(method="ppo"), smoke=_GBRL_SMOKE),
+        _e("gbrl-a2c", "gbrl", "GBRL: gradient-boosted-tree actor-critic, A2C loss (Fuhrer et al. 2024)", "online",
+           "gymnax:CartPole-v1", config_name="GBRLConfig", variant=dict(method="a2c"), smoke=_GBRL_SMOKE),
+        _e("gbrl-awr", "gbrl", "GBRL: gradient-boosted-tree actor-critic, AWR loss (Fuhrer et al. 2024)", "online",
+           "gymnax:CartPole-v1", config_name="GBRLConfig", variant=dict(method="awr"), smoke=_GBRL_SMOKE),
     ]
 }
 
