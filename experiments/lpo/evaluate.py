@@ -240,7 +240,8 @@ def _plot(envs, horizons, cells, path, meta) -> None:
 
 def main(args: Args) -> None:
     if args.smoke:
-        args = dataclasses.replace(args, envs=args.envs or ("cartpole",), horizons=(1.0,), seeds=min(args.seeds, 2))
+        args = dataclasses.replace(args, envs=args.envs or ("cartpole",), horizons=(1.0,), seeds=min(args.seeds, 2),
+                                   force=True)  # a smoke run that reused cached cells would check nothing
     scale = "smoke" if args.smoke else args.scale
     out = args.out or (C.SMOKE_OUT if args.smoke else C.RESULTS)
     objectives = args.objectives or os.path.join(out, "objectives")

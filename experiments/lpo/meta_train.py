@@ -187,6 +187,10 @@ def main(args: Args) -> None:
     scale = "smoke" if args.smoke else args.scale
     out = args.out or (C.SMOKE_OUT if args.smoke else C.RESULTS)
     runs = args.runs or (C.SMOKE_RUNS if args.smoke else C.RUNS)
+    if args.smoke and not args.report_only:
+        import shutil
+
+        shutil.rmtree(runs, ignore_errors=True)  # never resume an old smoke run: the smoke must train
     tasks = args.tasks or tuple(C.META[scale])
     bad = [t for t in tasks if t not in C.META[scale]]
     if bad:
