@@ -15,10 +15,10 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/rlsuite train ppo --env gymnax:CartPole-v1 --seeds 8 --total-steps 500000
 
-# Two pytest-xdist workers: the fast tests are dominated by XLA compilation, which is
-# single-threaded, so two processes keep both cores busy (about 1.6x faster on 2 cores).
+# Two pytest-xdist workers (work stealing balances the tail): the fast tests are dominated by XLA
+# compilation, which is single-threaded, so two processes keep both cores busy.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 # Every experiment and benchmark script in its --smoke mode (tiny sizes, < 60 s each; writes to
 # /tmp, never to results/), two at a time, so a script cannot rot silently.  Files starting with

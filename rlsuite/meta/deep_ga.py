@@ -163,14 +163,9 @@ def validate_config(c: GAConfig) -> GAConfig:
 
 
 def config_from_json(d: Mapping[str, Any]) -> GAConfig:
-    fields = {f.name for f in dataclasses.fields(GAConfig)}
-    unknown = sorted(set(d) - fields)
-    if unknown:
-        raise ValueError(f"config.json has GA fields {unknown} that GAConfig does not know")
-    d = dict(d)
-    if "hidden" in d:
-        d["hidden"] = tuple(d["hidden"])
-    return GAConfig(**d)
+    from rlsuite.train import config_from_json as from_json
+
+    return from_json(GAConfig, d)
 
 
 # ----------------------------------------------------------------------------- flat MLP policy

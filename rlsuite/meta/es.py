@@ -158,11 +158,9 @@ def validate_config(config: ESConfig) -> ESConfig:
 
 
 def config_from_json(d: Mapping[str, Any]) -> ESConfig:
-    fields = {f.name for f in dataclasses.fields(ESConfig)}
-    unknown = sorted(set(d) - fields)
-    if unknown:
-        raise ValueError(f"config.json has ES fields {unknown} that ESConfig does not know")
-    return ESConfig(**d)
+    from rlsuite.train import config_from_json as from_json
+
+    return from_json(ESConfig, d)
 
 
 # ----------------------------------------------------------------------------- fitness shaping
