@@ -143,6 +143,52 @@ def _resume(name: str, rest: list[str]) -> int:
     return 0
 
 
+# Run flags checked on the raw arguments, before the agent's module (jax, flax, gymnax: ~2-3 s of
+# imports) is loaded, so the common input errors answer at once; tyro parses them again later.
+_EARLY_INT_FLAGS = {"--seeds": (1, "a positive integer"), "--seed0": (0, "a non-negative integer"),
+                    "--segments": (1, "a positive integer"), "--keep-checkpoints": (0, "a non-negative integer")}
+
+
+def _early_checks(rest: list[str]) -> None:
+    for i, arg in enumerate(rest):
+        flag, eq, inline = arg.partition("=")
+        if flag not in _EARLY_INT_FLAGS:
+            continue
+        value = inline if eq else (rest[i + 1] if i + 1 < len(rest) else None)
+        lo, what = _EARLY_INT_FLAGS[flag]
+        try:
+            ok = value is not None and int(value) >= lo and str(int(value)) == value.strip().lstrip("+")
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{flag} must be {what}, got {value!r}")
+
+
+def _help_cache_path(name: str, rest: list[str], module_file: str) -> str:
+    """Where ``rlsuite train NAME --help`` output is cached: keyed by the agent, the flags, the
+    terminal width and the size / mtime of this file, the agent module and the registry."""
+    import hashlib
+    import shutil
+
+    from rlsuite import __version__
+    from rlsuite import agents as _agents
+
+    parts = [__version__, name, " ".join(rest), str(shutil.get_terminal_size().columns)]
+    for f in (__file__, module_file, _agents.__file__):
+        st = os.stat(f)
+        parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+    key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    root = os.environ.get("RLSUITE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "rlsuite"))
+    return os.path.join(root, "help", f"train-{name}-{key}.txt")
+
+
+def _agent_module_file(entry) -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec(entry.module)
+    return spec.origin if spec is not None else None
+
+
 def _train(argv: list[str]) -> int:
     from rlsuite import agents
 
@@ -152,6 +198,17 @@ def _train(argv: list[str]) -> int:
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     entry = agents.get(name)
+    wants_help = any(a in ("-h", "--help") for a in rest)
+    cache = None
+    if wants_help:  # the rendered help is cached: the agent's module takes seconds to import
+        module_file = _agent_module_file(entry)
+        cache = _help_cache_path(name, rest, module_file) if module_file else None
+        if cache and os.path.isfile(cache):
+            with open(cache) as f:
+                sys.stdout.write(f.read())
+            return 0
+    else:
+        _early_checks(rest)
     if any(a == "--resume" or a.startswith("--resume=") for a in rest):
         return _resume(name, rest)
     if any(a == "--total-steps" or a.startswith("--total-steps=") for a in rest):  # alias of --total-timesteps
@@ -181,8 +238,28 @@ def _train(argv: list[str]) -> int:
             ("config", Annotated[cfg_cls, tyro.conf.OmitArgPrefixes]),
         ],
     )
+    description = entry.summary + "\n\n" + (mod.__doc__ or "").strip().splitlines()[0]
+    if wants_help and cache:
+        import contextlib
+        import io
+
+        buf = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buf):
+                tyro.cli(cli_cls, args=rest, prog=f"rlsuite train {name}", default=cli_cls(RunArgs(), base),
+                         description=description)
+        except SystemExit as e:
+            text = buf.getvalue()
+            sys.stdout.write(text)
+            if e.code in (0, None) and text:
+                os.makedirs(os.path.dirname(cache), exist_ok=True)
+                tmp = f"{cache}.{os.getpid()}.tmp"
+                with open(tmp, "w") as f:
+                    f.write(text)
+                os.replace(tmp, cache)
+            raise
     args = tyro.cli(cli_cls, args=rest, prog=f"rlsuite train {name}", default=cli_cls(RunArgs(), base),
-                    description=entry.summary + "\n\n" + (mod.__doc__ or "").strip().splitlines()[0])
+                    description=description)
     run, config = args.run, args.config
     require_positive_int("--seeds", run.seeds)
     require_nonneg_int("--seed0", run.seed0)

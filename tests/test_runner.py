@@ -190,3 +190,24 @@ def test_sigkill_after_first_checkpoint_then_resume_is_identical(name, tmp_path)
     assert a == b
     lines = [json.loads(x) for x in open(os.path.join(cut_dir, "metrics.jsonl"))]
     assert [r["update"] for r in lines] == sorted({r["update"] for r in lines})  # no duplicated segment
+
+
+def test_run_flag_errors_and_cached_help_answer_without_importing_jax(tmp_path):
+    """`rlsuite train AGENT --seeds 0` fails before the agent's module (jax, flax, gymnax) loads,
+    and `--help` is rendered once, then served from the cache without those imports."""
+    probe = ("import sys; from rlsuite.cli import main; rc = main(sys.argv[1:]); "
+             "print('JAX_IMPORTED' if 'jax' in sys.modules else 'NO_JAX'); sys.exit(rc)")
+    env = dict(os.environ, RLSUITE_CACHE=str(tmp_path / "cache"), COLUMNS="100")
+
+    def run(*args):
+        p = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=300)
+        return p.returncode, p.stdout, p.stderr
+
+    rc, out, err = run("train", "ppo", "--seeds", "0")
+    assert rc == 2 and "--seeds must be a positive integer, got '0'" in out + err and "NO_JAX" in out
+    rc, first, _ = run("train", "ppo", "--help")
+    assert rc == 0 and "--total-timesteps" in first
+    assert len(list((tmp_path / "cache" / "help").iterdir())) == 1
+    rc, second, _ = run("train", "ppo", "--help")
+    assert rc == 0 and "NO_JAX" in second
+    assert second.replace("NO_JAX", "").rstrip() == first.replace("JAX_IMPORTED", "").rstrip()
