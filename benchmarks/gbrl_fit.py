@@ -7,7 +7,9 @@ the whole boosting loop being one jitted ``lax.scan``.  Compile time is measured
 training MSE relative to the target variance.
 
     python benchmarks/gbrl_fit.py            # 100 depth-4 trees on 10000 x 8 (the issue's target)
-    python benchmarks/gbrl_fit.py --smoke    # 10 trees on 2000 x 8 (< 60 s)
+    python benchmarks/gbrl_fit.py --smoke    # 10 trees on 2000 x 8 (< 60 s), writes to /tmp
+
+Writes results/benchmarks/gbrl_fit.md (``--smoke``: /tmp/rlsuite-smoke/benchmarks).
 
 Peer comparison NOT run here: the NVlabs ``gbrl`` wheel pulls torch with CUDA wheels (several GB),
 so it is not installed.  The reference figure below is quoted from the project's STACK.md
@@ -17,15 +19,22 @@ the printed ratio against it is therefore indicative only.  LightGBM is not meas
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
+import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 from rlsuite.agents import trees as T
+from rlsuite.core import validate as V
+from rlsuite.core.results import markdown_table, provenance, write_markdown
+
+OUT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "results", "benchmarks"))
+SMOKE_OUT = "/tmp/rlsuite-smoke/benchmarks"
 
 REFERENCE_GBRL_S = 8.0  # STACK.md, NVlabs gbrl 1.1.9 CPU, 100 depth-4 trees on 10000 x 8 (not measured here)
 
@@ -46,20 +55,39 @@ def make_boost(n_trees: int, depth: int, n_bins: int, lr: float, score: str):
     return boost
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--trees", type=int, default=100)
-    ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--n", type=int, default=10000)
-    ap.add_argument("--features", type=int, default=8)
-    ap.add_argument("--n-bins", type=int, default=250)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--score", default="cosine", choices=T.SCORES)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--smoke", action="store_true", help="10 trees on 2000 x 8, one repeat")
-    a = ap.parse_args(argv)
+@dataclasses.dataclass(frozen=True)
+class Args:
+    """Tree-fitting throughput of rlsuite's jitted oblivious trees."""
+
+    trees: int = 100
+    """Boosted trees to fit."""
+    depth: int = 4
+    """Depth of each oblivious tree."""
+    n: int = 10000
+    """Rows of the regression batch."""
+    features: int = 8
+    """Columns of the regression batch."""
+    n_bins: int = 250
+    """Split candidates per feature (quantile bins)."""
+    lr: float = 0.1
+    """Boosting learning rate."""
+    score: str = "cosine"
+    """Split score: cosine or l2."""
+    repeats: int = 3
+    """Timed runs (the best is reported)."""
+    out: str = OUT
+    """Output folder (``--smoke`` writes to /tmp/rlsuite-smoke/benchmarks unless given)."""
+    smoke: bool = False
+    """10 trees on 2000 x 8, one repeat."""
+
+
+def main(a: Args):
     if a.smoke:
-        a.trees, a.n, a.repeats = 10, 2000, 1
+        a = dataclasses.replace(a, trees=10, n=2000, repeats=1, out=SMOKE_OUT if a.out == OUT else a.out)
+    for name in ("trees", "depth", "n", "features", "n_bins", "repeats"):
+        V.require_positive_int(f"--{name.replace('_', '-')}", getattr(a, name))
+    if a.score not in T.SCORES:
+        raise ValueError(f"--score must be one of {T.SCORES}, got {a.score!r}")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(a.n, a.features)).astype(np.float32)
     y = (np.sin(x[:, 0]) + x[:, 1] * (x[:, 2] > 0) + 0.5 * np.abs(x[:, 3]) + 0.1 * rng.normal(size=a.n))
@@ -90,8 +118,21 @@ def main(argv=None):
     if out["reference_gbrl_s_not_measured"]:
         print(f"NVlabs gbrl (quoted from STACK.md, NOT measured here): ~{REFERENCE_GBRL_S:.0f} s -> indicative "
               f"ratio {REFERENCE_GBRL_S / run_s:.1f}x; peer and LightGBM comparisons not run (torch+CUDA wheel)")
+    ref = out["reference_gbrl_s_not_measured"]
+    rows = [[f"{a.trees} depth-{a.depth} trees on {a.n}x{a.features}", out["compile_s"], out["fit_s"],
+             out["trees_per_s"], round(out["relative_mse"], 4)]]
+    body = ("Gradient boosting on squared loss, the whole loop one jitted `lax.scan` "
+            f"({a.n_bins} quantile bins, {a.score} score, lr {a.lr}); fit time = best of {a.repeats}, compile "
+            "(AOT) separate; fit quality = training MSE / var(y).\n\n"
+            + markdown_table(["what", "compile s", "fit s", "trees/s", "train MSE / var(y)"], rows)
+            + ("\n\nPeer: NVlabs gbrl 1.1.9 on CPU, ~8 s for the same job, is **quoted from STACK.md, not "
+               f"measured here** (its wheel pulls torch + CUDA); the indicative ratio is {ref / out['fit_s']:.0f}x. "
+               "LightGBM was not measured.\n" if ref else "\n"))
+    write_markdown(os.path.join(a.out, "gbrl_fit.md"), "GBRL tree-fitting throughput", body,
+                   provenance(seeds=[0], trees=a.trees, depth=a.depth, n=a.n, features=a.features))
+    print(f"wrote {a.out}/gbrl_fit.md")
     return out
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))
