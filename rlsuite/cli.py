@@ -317,6 +317,18 @@ def _eval(argv: list[str]) -> int:
         require_nonneg_int("--seed", a.seed)
     if not os.path.isfile(os.path.join(a.run_dir, "config.json")):
         raise FileNotFoundError(f"{a.run_dir!r} is not a run directory (no config.json)")
+    with open(os.path.join(a.run_dir, "config.json")) as f:
+        is_ga = "ga" in json.load(f)
+    if is_ga:  # a Deep GA / GA-NS run (`rlsuite meta ga`): evaluate its exported elite
+        from rlsuite.meta import deep_ga
+
+        episodes, seed = a.episodes or 200, 12345 if a.seed is None else a.seed
+        result = deep_ga.evaluate_elite(a.run_dir, episodes, seed)
+        print(f"evaluation protocol: the exported elite (elite.msgpack), {episodes} fresh episodes from seed {seed}",
+              file=sys.stderr)
+        print(json.dumps({"run_dir": a.run_dir, "episodes": episodes, "seed": seed,
+                          **{k: v for k, v in result.items() if isinstance(v, (int, float, str))}}, indent=2))
+        return 0
     from rlsuite.train import enable_compilation_cache, evaluate_run
 
     enable_compilation_cache()

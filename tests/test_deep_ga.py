@@ -207,6 +207,9 @@ def test_resume_equals_uninterrupted(tmp_path):
     # the exported elite evaluates
     r = D.evaluate_elite(str(tmp_path / "a"), episodes=2)
     assert np.isfinite(r["mean_return"])
+    from rlsuite.cli import main  # `rlsuite eval` reads a GA run directory too
+
+    assert main(["eval", str(tmp_path / "a"), "--episodes", "2", "--seed", "12345"]) == 0
     assert os.path.exists(tmp_path / "a" / "final_population.npz")
 
 
