@@ -13,22 +13,30 @@ one-episode luck matters (CartPole's only noise is its initial state).
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 
 import numpy as np
+import tyro
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import out_dir, run_segment  # noqa: E402
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--generations", type=int, default=1)
-    a = ap.parse_args(argv)
+@dataclasses.dataclass
+class Args:
+    """Options (``--help``); ``--smoke`` runs a tiny version that writes to /tmp."""
+
+    seeds: int = 5
+    """Seeds."""
+    generations: int = 1
+    """GA generations before the elite is compared."""
+    smoke: bool = False
+    """Tiny sizes (< 60 s), output under /tmp/rlsuite-smoke: checks the script end to end."""
+
+
+def main(a: Args) -> None:
     from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
     from rlsuite.meta import deep_ga as D
 
@@ -59,4 +67,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))

@@ -12,21 +12,27 @@ generation counts, and times the replay of one chain (``decode``) per mutation s
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 import time
 
 import numpy as np
+import tyro
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import out_dir  # noqa: E402
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true")
-    a = ap.parse_args(argv)
+@dataclasses.dataclass
+class Args:
+    """Options (``--help``); ``--smoke`` runs a tiny version that writes to /tmp."""
+
+    smoke: bool = False
+    """Tiny sizes (< 60 s), output under /tmp/rlsuite-smoke: checks the script end to end."""
+
+
+def main(a: Args) -> None:
     import jax
     import jax.numpy as jnp
 
@@ -70,4 +76,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))

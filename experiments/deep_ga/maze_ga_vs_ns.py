@@ -12,24 +12,33 @@ generation ends within the goal radius.  Writes ``results/deep_ga/maze_ga_vs_ns.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 import time
 
 import numpy as np
+import tyro
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import out_dir, run_segment  # noqa: E402
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--generations", type=int, default=60)
-    ap.add_argument("--population", type=int, default=100)
-    a = ap.parse_args(argv)
+@dataclasses.dataclass
+class Args:
+    """Options (``--help``); ``--smoke`` runs a tiny version that writes to /tmp."""
+
+    seeds: int = 5
+    """Seeds per method."""
+    generations: int = 60
+    """Generations per run."""
+    population: int = 100
+    """Population size N."""
+    smoke: bool = False
+    """Tiny sizes (< 60 s), output under /tmp/rlsuite-smoke: checks the script end to end."""
+
+
+def main(a: Args) -> None:
     from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
     from rlsuite.meta import deep_ga as D
 
@@ -95,4 +104,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))

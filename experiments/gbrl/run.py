@@ -23,12 +23,14 @@ the CartPole batch layout.  Not run here: MountainCar, MinAtar and the categoric
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import time
+from typing import Optional
 
 import jax
 import numpy as np
+import tyro
 
 from rlsuite import agents
 from rlsuite.core import sweep
@@ -90,20 +92,35 @@ def ci95(v: np.ndarray) -> float:
     return float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--envs", nargs="+", default=["cartpole"], choices=sorted(ENVS))
-    ap.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS)
-    ap.add_argument("--steps", type=int, default=100_000)
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--evals", type=int, default=10, help="evaluations per run (besides the initial one)")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--smoke", action="store_true", help="tiny run (< 1 min) written to /tmp/rlsuite-smoke/gbrl")
-    a = ap.parse_args(argv)
+@dataclasses.dataclass
+class Args:
+    """Options (``--help``); ``--smoke`` runs a tiny version that writes to /tmp."""
+
+    envs: list[str] = dataclasses.field(default_factory=lambda: ["cartpole"])
+    """Environments (keys of ENVS)."""
+    agents: list[str] = dataclasses.field(default_factory=lambda: list(AGENTS))
+    """Agents to compare."""
+    steps: int = 100_000
+    """Environment steps per run."""
+    seeds: int = 5
+    """Seeds (vmapped)."""
+    evals: int = 10
+    """Evaluations per run (besides the initial one)."""
+    out: Optional[str] = None
+    """Output folder (default results/gbrl; --smoke: /tmp/rlsuite-smoke/gbrl)."""
+    smoke: bool = False
+    """Tiny sizes (< 60 s), output under /tmp/rlsuite-smoke: checks the script end to end."""
+
+
+def main(a: Args) -> None:
     if a.smoke:
         a.steps, a.seeds, a.evals = 1024, 2, 2
         a.envs = ["cartpole"]
         a.agents = ["gbrl-ppo", "ppo"]  # the A2C / AWR variants compile in the registry tests
+    for what, got, known in (("--envs", a.envs, sorted(ENVS)), ("--agents", a.agents, list(AGENTS))):
+        bad = [x for x in got if x not in known]
+        if bad:
+            raise SystemExit(f"{what}: unknown {bad}; choose from {known}")
     out = a.out or ("/tmp/rlsuite-smoke/gbrl" if a.smoke else "results/gbrl")
     os.makedirs(out, exist_ok=True)
 
@@ -161,4 +178,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))
