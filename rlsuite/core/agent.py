@@ -80,6 +80,19 @@ def scan_segment(update: Callable[[Any, Any], tuple[Any, dict]]):
     return segment
 
 
+def jit_per_length(segment: Callable[[Any, int], tuple[Any, dict]]) -> Callable[[int], Callable]:
+    """``get(n)``: ``jax.jit`` of ``lambda s: segment(s, n)``, compiled once per segment length
+    ``n`` and reused (the host loops of the meta runners: equal segments share one program)."""
+    cache: dict[int, Callable] = {}
+
+    def get(n: int) -> Callable:
+        if n not in cache:
+            cache[n] = jax.jit(lambda s: segment(s, n))
+        return cache[n]
+
+    return get
+
+
 def eval_key(key: jax.Array, update) -> jax.Array:
     """The evaluation key of seed key ``key`` after ``update`` updates (runner and ``make_train``)."""
     return jax.random.fold_in(jax.random.fold_in(key, EVAL_STREAM), update)

@@ -78,6 +78,7 @@ from flax import struct
 
 from rlsuite.core import checkpoint
 from rlsuite.core import validate as V
+from rlsuite.core.agent import jit_per_length
 from rlsuite.core.rollout import rollout_episodes
 
 ARCHIVE_MODES = ("random", "novel")
@@ -542,16 +543,14 @@ def run_ga(
             json.dump({**run_info, "ga": dataclasses.asdict(c),
                        "created": _dt.datetime.now(_dt.timezone.utc).isoformat()}, f, indent=2)
         state, gen, done, frames = jax.jit(ga.init)(), 0, 0, 0
-    seg_fns: dict[int, Callable] = {}
+    seg_fn = jit_per_length(ga.segment)
     last = len(bounds) if max_segments is None else min(len(bounds), done + int(max_segments))
     t0 = time.perf_counter()
     final_fit = final_bc = None
     for i in range(done, last):
         n = bounds[i] - gen
-        if n not in seg_fns:
-            seg_fns[n] = jax.jit(lambda s, n=n: ga.segment(s, n))
         t_seg = time.perf_counter()
-        state, m = seg_fns[n](state)
+        state, m = seg_fn(n)(state)
         m = jax.tree.map(np.asarray, m)
         seg_s = time.perf_counter() - t_seg
         seg_frames = int(m["frames"].sum())

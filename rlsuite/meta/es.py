@@ -64,6 +64,7 @@ from flax import struct
 
 from rlsuite.core import checkpoint
 from rlsuite.core import validate as V
+from rlsuite.core.agent import jit_per_length
 
 STRATEGIES = ("Open_ES", "SNES", "CMA_ES", "PGPE", "SimpleGA")
 SHAPINGS = ("centered_rank", "z_score", "pairwise")
@@ -430,17 +431,15 @@ def run_es(
                        "created": _dt.datetime.now(_dt.timezone.utc).isoformat()}, f, indent=2)
         state, gen, done = init_fn(key0, init_params), 0, 0
 
-    seg_fns: dict[int, Callable] = {}
+    seg_fn = jit_per_length(es.segment)
     runs_per_gen = config.population * config.seeds * int(es.member_keys(key0).shape[2])
     last = len(bounds) if max_segments is None else min(len(bounds), done + int(max_segments))
     t0 = time.perf_counter()
     artifact = None
     for i in range(done, last):
         n = bounds[i] - gen
-        if n not in seg_fns:
-            seg_fns[n] = jax.jit(lambda s, n=n: es.segment(s, n))
         t_seg = time.perf_counter()
-        new_state, m = seg_fns[n](state)
+        new_state, m = seg_fn(n)(state)
         m = jax.tree.map(np.asarray, m)
         seg_s = time.perf_counter() - t_seg
         mean = es.mean(new_state)
