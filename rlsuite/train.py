@@ -245,6 +245,7 @@ def _build(name, env_id, config, seeds, env_kwargs, data, hparams) -> _Run:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
     keys = seed_keys(seeds)
+    entry.check_config(config)  # env-free checks first: a bad value answers before any env import
     env, env_params = make(env_id, **dict(env_kwargs or {}))
     if getattr(env, "is_host", False):
         raise ValueError(f"{env_id!r} is a host (gymnasium) env; `rlsuite train` needs a JAX env (gymnax:, brax:, ...)")

@@ -419,3 +419,28 @@ def test_loss_explosion_warns_once_and_progress_fits_80_columns(capsys):
     bar.close()
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert len(line) <= 80, line
+
+
+_IMPORT_PROBE = r"""
+import io, sys, contextlib
+from rlsuite.cli import main
+for argv in (["train", "ppo", "--num-envs", "0"], ["train", "bpg", "--num-episodes", "0"],
+             ["train", "a2c", "--lr", "-1"], ["train", "gbrl-ppo", "--num-envs", "0"]):
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main(argv) == 2, argv
+    assert argv[-2] in err.getvalue().replace("_", "-") or argv[-2][2:].replace("-", "_") in err.getvalue(), err.getvalue()
+from rlsuite import agents
+for name in agents.names():
+    agents.get(name).load()
+heavy = sorted(m for m in ("gymnax", "brax", "mujoco", "seaborn", "matplotlib", "orbax") if m in sys.modules)
+print(",".join(heavy))
+"""
+
+
+def test_config_errors_and_agent_modules_do_not_import_env_libraries():
+    """`--help` and bad config values answer fast because nothing on their path imports gymnax,
+    brax or orbax (>1 s of imports each): checked by what is in ``sys.modules``, not by timing."""
+    res = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "RLSUITE_CACHE": "/nonexistent-rlsuite-cache"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip() == "", f"imported at module load: {res.stdout.strip()}"

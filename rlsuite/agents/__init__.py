@@ -64,28 +64,41 @@ class AgentEntry:
     def default_hparams(self, config):
         return self.load().default_hparams(config)
 
-    def make(self, config, env, env_params, data=None):
-        """The :class:`rlsuite.core.agent.Agent` of ``config`` (checks that ``config`` is this variant)."""
-        import jax
-        import jax.numpy as jnp
-
+    def check_config(self, config):
+        """The checks of ``config`` that need no env: it is this variant's config class, the
+        module's ``validate(config)`` (every agent module that has env-free checks names them so)
+        and the documented ranges of the hparams the config seeds.  The runner calls this before
+        it builds the env, so a bad value answers before gymnax / brax are even imported.
+        Returns the default hparams of ``config``."""
         from rlsuite.core import validate as V
-        from rlsuite.core.agent import check_agent
 
         if type(config) is not self.config_cls:  # exact: LPOConfig subclasses PPOConfig
             raise ValueError(f"agent {self.name!r} needs a {self.config_cls.__name__}, got {type(config).__name__}")
         for k, v in self.variant.items():
             if getattr(config, k) != v:
                 raise ValueError(f"agent {self.name!r} has {self.config_cls.__name__}.{k}={v!r}, got {getattr(config, k)!r}")
+        mod = self.load()
+        if callable(getattr(mod, "validate", None)):
+            mod.validate(config)
+        hp = self.default_hparams(config)
+        # the config's numeric fields seed the default hparams: their documented ranges are checked here
+        V.check_ranges(hp, self.hparam_ranges(),
+                       lambda n: f"{type(config).__name__}.{n}" if hasattr(config, n) else f"hparam {n}")
+        return hp
+
+    def make(self, config, env, env_params, data=None):
+        """The :class:`rlsuite.core.agent.Agent` of ``config`` (checks that ``config`` is this variant)."""
+        import jax
+        import jax.numpy as jnp
+
+        from rlsuite.core.agent import check_agent
+
+        hp = self.check_config(config)
         if self.kind == "offline" and data is None:
             raise ValueError(f"agent {self.name!r} is offline: pass data= (a dataset; `rlsuite train {self.name} --data PATH`)")
         if self.kind != "offline" and data is not None:
             raise ValueError(f"agent {self.name!r} is not offline and takes no data")
-        mod = self.load()
-        ranges = self.hparam_ranges()
-        hp = self.default_hparams(config)
-        # the config's numeric fields seed the default hparams: their documented ranges are checked here
-        V.check_ranges(hp, ranges, lambda n: f"{type(config).__name__}.{n}" if hasattr(config, n) else f"hparam {n}")
+        mod, ranges = self.load(), self.hparam_ranges()
         agent = mod.make(config, env, env_params, data) if self.kind == "offline" else mod.make(config, env, env_params)
         template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), hp)
         return check_agent(agent._replace(hparams_template=template, hparam_ranges=ranges))

@@ -23,7 +23,6 @@ from rlsuite.core.normalize import RewardScaler, RunningStats, normalize_obs
 from rlsuite.core.returns import gae
 from rlsuite.core.rollout import init_rollout, rollout, rollout_episodes
 from rlsuite.core.types import RolloutState
-from rlsuite.envs.wrappers import ClipAction, FlattenObservation
 
 
 @struct.dataclass
@@ -64,6 +63,8 @@ def check_common(config) -> None:
 def prepare_env(env, env_params):
     """Validate the action space, clip continuous actions into their bounds and flatten
     image-like observations (MinAtar) for the MLP."""
+    from rlsuite.envs.wrappers import ClipAction, FlattenObservation  # gymnax: imported when used
+
     discrete, action_dim = nets.action_info(env.action_space(env_params))
     if len(env.observation_space(env_params).shape) > 1:
         env = FlattenObservation(env)

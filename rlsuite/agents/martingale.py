@@ -95,7 +95,7 @@ from rlsuite.core.agent import make_train as make_train_of
 from rlsuite.core.networks import MLP
 from rlsuite.core.returns import discounted_returns
 from rlsuite.core.rollout import rollout_episodes
-from rlsuite.envs.diffusion import check_dt, zero_policy
+from rlsuite.envs.timegrid import check_dt, zero_policy
 
 METHODS = ("ml", "td0", "tdlambda", "lstd", "gtd", "mstde")
 VALUES = ("linear", "parametric", "mlp")

@@ -136,18 +136,23 @@ ACTIVATIONS = ("tanh", "relu", "gelu", "elu")
 
 def validate_common(config: PGCommonConfig, env, env_params) -> tuple[bool, int]:
     """Check the shared fields (one clear ``ValueError`` each); returns ``(discrete, action_dim)``."""
-    V.positive_ints(config, "horizon", "batch_episodes", "num_iterations", "eval_every", "eval_episodes")
-    if not (isinstance(config.hidden, (tuple, list)) and len(config.hidden) == 0):  # () = linear
-        V.sizes(config, "hidden")
-    V.choice(config, "baseline", ("linear", "none"))
-    V.choice(config, "discount_from", ("zero", "t"))
-    V.choice(config, "activation", ACTIVATIONS)
+    validate_config(config)
     try:
         return networks.action_info(env.action_space(env_params))
     except ValueError as e:
         raise ValueError(
             f"policy-gradient agents need a Discrete or 1-D Box action space: {e}"
         ) from None
+
+
+def validate_config(config: PGCommonConfig) -> None:
+    """The shared field checks that need no env (the runner runs them before building it)."""
+    V.positive_ints(config, "horizon", "batch_episodes", "num_iterations", "eval_every", "eval_episodes")
+    if not (isinstance(config.hidden, (tuple, list)) and len(config.hidden) == 0):  # () = linear
+        V.sizes(config, "hidden")
+    V.choice(config, "baseline", ("linear", "none"))
+    V.choice(config, "discount_from", ("zero", "t"))
+    V.choice(config, "activation", ACTIVATIONS)
 
 
 # --------------------------------------------------------------------------------- policy

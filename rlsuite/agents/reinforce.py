@@ -139,3 +139,6 @@ def make_train(config: ReinforceConfig, env, env_params):
     """
     agent = make(config, env, env_params)
     return make_train_of(agent, eval_every=pg.check_eval_every(config))
+
+
+validate = pg.validate_config  # the env-free checks the runner runs before it builds the env

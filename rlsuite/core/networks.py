@@ -12,7 +12,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnax.environments import spaces
 
 # ----------------------------------------------------------------------------- distributions
 
@@ -49,6 +48,8 @@ def gaussian_entropy(mean, log_std):
 
 def action_info(space) -> tuple[bool, int]:
     """``(discrete, dim)``: number of actions for ``Discrete``, vector size for ``Box``."""
+    from gymnax.environments import spaces  # not at import time: gymnax takes ~1.3 s to import
+
     if isinstance(space, spaces.Discrete):
         return True, int(space.n)
     if isinstance(space, spaces.Box):

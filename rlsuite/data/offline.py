@@ -23,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import spaces
 
 from rlsuite.core import validate as V
 from rlsuite.data.dataset import Dataset
@@ -72,6 +71,8 @@ def sample_batch(data: OfflineData, key: jax.Array, batch_size: int) -> OfflineD
 
 def action_bounds(env, env_params) -> tuple[np.ndarray, np.ndarray]:
     """``(low, high)`` of a bounded 1-D Box action space (the offline learners are continuous)."""
+    from gymnax.environments import spaces  # imported when used (gymnax takes ~1.3 s)
+
     space = env.action_space(env_params)
     if isinstance(space, spaces.Discrete):
         raise ValueError(
