@@ -12,33 +12,26 @@ Quick use::
     data.dataset_normalized_score(ds, returns)                   # with the stored references
 """
 
-from rlsuite.data.collect import (
-    KINDS,
-    Builder,
-    BuildSpec,
-    build,
-    collect,
-    random_network_policy,
-    stream_to_dataset,
-    train_ppo,
-)
-from rlsuite.data.dataset import Dataset
-from rlsuite.data.io import check_env, load, load_d4rl, load_minari, save, save_minari
-from rlsuite.data.offline import (
-    OfflineData,
-    action_bounds,
-    prepare_data,
-    return_range,
-    sample_batch,
-)
-from rlsuite.data.references import (
-    D4RL_REFERENCES,
-    dataset_normalized_score,
-    normalized_score,
-    policy_reference,
-    random_reference,
-    uniform_random_policy,
-)
+import importlib as _importlib
+
+# Loaded on first use (PEP 562), so `rlsuite data --help` answers without importing JAX.
+_WHERE = {
+    "collect": ("KINDS", "Builder", "BuildSpec", "build", "collect", "random_network_policy",
+                "stream_to_dataset", "train_ppo"),
+    "dataset": ("Dataset",),
+    "io": ("check_env", "load", "load_d4rl", "load_minari", "save", "save_minari"),
+    "offline": ("OfflineData", "action_bounds", "prepare_data", "return_range", "sample_batch"),
+    "references": ("D4RL_REFERENCES", "dataset_normalized_score", "normalized_score", "policy_reference",
+                   "random_reference", "uniform_random_policy"),
+}
+_MODULE_OF = {name: mod for mod, names in _WHERE.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        return getattr(_importlib.import_module(f"rlsuite.data.{_MODULE_OF[name]}"), name)
+    raise AttributeError(f"module 'rlsuite.data' has no attribute {name!r}")
+
 
 __all__ = [
     "Dataset", "load", "load_d4rl", "load_minari", "save", "save_minari", "check_env",
