@@ -11,10 +11,9 @@ training MSE relative to the target variance.
 
 Writes results/benchmarks/gbrl_fit.md (``--smoke``: /tmp/rlsuite-smoke/benchmarks).
 
-Peer comparison NOT run here: the NVlabs ``gbrl`` wheel pulls torch with CUDA wheels (several GB),
-so it is not installed.  The reference figure below is quoted from the project's STACK.md
-(NVlabs gbrl 1.1.9, CPU, 100 depth-4 trees on 10000 x 8: ~8 s), NOT measured on this machine;
-the printed ratio against it is therefore indicative only.  LightGBM is not measured either.
+The peer comparison (NVlabs gbrl 1.1.9 and LightGBM, measured on the same batch in one run, each
+in its own venv) is ``benchmarks/gbrl_vs_peers.py`` (``results/benchmarks/gbrl_vs_peers.md``); the
+``~8 s`` gbrl figure printed here is the older one quoted from STACK.md, kept as an indication.
 """
 
 from __future__ import annotations
@@ -39,6 +38,14 @@ SMOKE_OUT = "/tmp/rlsuite-smoke/benchmarks"
 REFERENCE_GBRL_S = 8.0  # STACK.md, NVlabs gbrl 1.1.9 CPU, 100 depth-4 trees on 10000 x 8 (not measured here)
 
 
+def make_data(n: int, features: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The regression batch ``x`` ``[n, features]`` (standard normal), ``y`` ``[n]`` (needs >= 4 features)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype(np.float32)
+    y = np.sin(x[:, 0]) + x[:, 1] * (x[:, 2] > 0) + 0.5 * np.abs(x[:, 3]) + 0.1 * rng.normal(size=n)
+    return x, y.astype(np.float32)
+
+
 def make_boost(n_trees: int, depth: int, n_bins: int, lr: float, score: str):
     def boost(x, y):
         def step(carry, _):
@@ -56,21 +63,36 @@ def make_boost(n_trees: int, depth: int, n_bins: int, lr: float, score: str):
 
 
 @dataclasses.dataclass(frozen=True)
-class Args:
-    """Tree-fitting throughput of rlsuite's jitted oblivious trees."""
+class FitJob:
+    """The boosting job (shared with benchmarks/gbrl_vs_peers.py)."""
 
     trees: int = 100
     """Boosted trees to fit."""
     depth: int = 4
-    """Depth of each oblivious tree."""
+    """Depth of each tree (oblivious for rlsuite and gbrl; max_depth for LightGBM)."""
     n: int = 10000
     """Rows of the regression batch."""
     features: int = 8
-    """Columns of the regression batch."""
+    """Columns of the regression batch (>= 4)."""
     n_bins: int = 250
-    """Split candidates per feature (quantile bins)."""
+    """Split candidates per feature (quantile bins; LightGBM: max_bin)."""
     lr: float = 0.1
     """Boosting learning rate."""
+
+    def check(self) -> None:
+        """Fail early, naming the bad option."""
+        for name in ("trees", "depth", "n", "features", "n_bins", "repeats"):
+            V.require_positive_int(f"--{name.replace('_', '-')}", getattr(self, name))
+        if self.features < 4:
+            raise ValueError(f"--features must be >= 4 (the target uses 4 columns), got {self.features}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Args(FitJob):
+    """Tree-fitting throughput of rlsuite's jitted oblivious trees."""
+
     score: str = "cosine"
     """Split score: cosine or l2."""
     repeats: int = 3
@@ -84,13 +106,10 @@ class Args:
 def main(a: Args):
     if a.smoke:
         a = dataclasses.replace(a, trees=10, n=2000, repeats=1, out=SMOKE_OUT if a.out == OUT else a.out)
-    for name in ("trees", "depth", "n", "features", "n_bins", "repeats"):
-        V.require_positive_int(f"--{name.replace('_', '-')}", getattr(a, name))
+    a.check()
     if a.score not in T.SCORES:
         raise ValueError(f"--score must be one of {T.SCORES}, got {a.score!r}")
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(a.n, a.features)).astype(np.float32)
-    y = (np.sin(x[:, 0]) + x[:, 1] * (x[:, 2] > 0) + 0.5 * np.abs(x[:, 3]) + 0.1 * rng.normal(size=a.n))
+    x, y = make_data(a.n, a.features)
     xj, yj = jnp.asarray(x), jnp.asarray(y, jnp.float32)
     fn = jax.jit(make_boost(a.trees, a.depth, a.n_bins, a.lr, a.score))
     t0 = time.perf_counter()

@@ -33,6 +33,7 @@ _OWN_ENV_MODULES = (
     "rlsuite.envs.gridworld",
     "rlsuite.envs.probes",
     "rlsuite.envs.maze",
+    "rlsuite.envs.objgrid",
 )
 _own_loaded = False
 

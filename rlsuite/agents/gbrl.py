@@ -36,7 +36,8 @@ observation normalisation off (trees are scale invariant), ``shared_tree_struct=
 explicitly, sheet §5: paper-era runs).
 
 Deviations from the reference, with reasons:
-- oblivious trees only (greedy depth-wise growth not implemented: time; oblivious is the default);
+- oblivious trees only (greedy depth-wise growth not implemented; oblivious is the reference's default;
+  why and where it would go: :mod:`rlsuite.agents.trees`);
 - learning rates are constant (no linear tree-lr or log-std-lr schedule) — one knob fewer to
   test; log-std Adam lr is constant ``log_std_lr`` (reference: linear 1.7e-3 -> 4.75e-4);
 - no per-head gradient-norm clipping, no control variates, no per-feature score weights

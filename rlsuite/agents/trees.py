@@ -48,6 +48,17 @@ length never drops a tree.
 Not implemented (documented deviations): greedy (non-oblivious) growth; per-feature score weights;
 control variates; the reference's ``min_data_in_leaf`` parent-gain rule (here
 ``min_data_in_leaf`` only refuses candidates leaving fewer samples on a side of a non-empty node).
+
+Why no greedy trees (the issue asks for them "if feasible"): they fit the same histogram scheme
+(the sheet's §4: per-node ``feat``/``thr`` arrays of size ``2^depth - 1``, a per-node argmax
+instead of the argmax of the level's summed score, a gain >= 0 test against the parent, children
+of an unsplit node inheriting its value), but they change every consumer of :class:`Ensemble`:
+prediction becomes ``depth`` dependent gathers per tree (the node index selects the next split)
+instead of one gather of all levels and a bit sum, the saved checkpoint layout grows a per-node
+axis, and the equivalence / brute-force tests need a second reference implementation.  The
+reference's default and the paper's runs use oblivious trees, so the session spent its time on
+the peer benchmark and the categorical task instead; the extension point is ``fit_tree``'s
+level loop (argmax per node) plus a per-node :func:`leaf_index`.
 """
 
 from __future__ import annotations
