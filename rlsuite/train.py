@@ -15,7 +15,9 @@ with :func:`rlsuite.core.agent.eval_key`, so its ``eval_*`` curve equals
 A resumed run restores the newest checkpoint that verifies (:mod:`rlsuite.core.checkpoint` keeps a
 checksum with each; a damaged one is reported, moved aside and the previous one used), drops the
 ``metrics.jsonl`` lines written after it and continues with the same compiled segments, so it ends
-bit-identical to an uninterrupted run.  Resuming a finished run is a no-op (with a message); options
+bit-identical to an uninterrupted run.  Seeds are sharded over all local devices (``devices``; several hosts
+with ``jax.distributed``: :mod:`rlsuite.core.sharding`); only process 0 writes files, and
+checkpoints hold the gathered, unpadded state, so a run resumes on any device count.  Resuming a finished run is a no-op (with a message); options
 that would change a resumed run are refused (only ``progress``, ``max_segments``,
 ``keep_checkpoints`` and an in-memory ``data`` may be given again).
 
@@ -46,9 +48,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlsuite import agents
-from rlsuite.core import checkpoint
+from rlsuite.core import checkpoint, sharding
 from rlsuite.core import validate as V
-from rlsuite.core.agent import eval_key
+from rlsuite.core.agent import CompileWatch, eval_key, jit_per_length
 from rlsuite.core.logging import MetricsWriter, Progress
 from rlsuite.core.results import device_description, markdown_table
 from rlsuite.core.sweep import seed_keys
@@ -304,6 +306,7 @@ def run_training(
     hparams: Mapping[str, float] | None = None,
     keep_checkpoints: int | None = 2,
     tensorboard: bool = False,
+    devices: int | str | None = None,
 ) -> dict[str, Any] | None:
     """Train (or, with ``resume=True``, continue) a run; returns the summary dict.
 
@@ -324,11 +327,30 @@ def run_training(
         keep_checkpoints: newest checkpoints kept (``None``: all).
         tensorboard: also write the metrics (mean over seeds, and per seed) as TensorBoard event
             files in ``run_dir/tensorboard/`` (tensorboardX, installed with brax).
+        devices: local devices the seeds are sharded over (``None`` / ``"all"``: all of them; see
+            :mod:`rlsuite.core.sharding`).  It does not change the results, so a resumed run may use
+            another number.  In a multi-process run (``jax.distributed`` initialised first, e.g. by
+            ``rlsuite train --coordinator ...``) only process 0 writes files.
 
     With ``resume=True`` everything but ``run_dir``, ``progress``, ``max_segments``,
     ``keep_checkpoints`` and (for in-memory datasets) ``data`` comes from ``run_dir/config.json``;
     other arguments that differ from it are refused with a ``ValueError`` naming them.
+
+    Compilation: each segment length compiles once per invocation (:func:`jit_per_length`; equal
+    segments share it, a shorter last one compiles once more), a resumed run lowers the very
+    programs of the uninterrupted one (so JAX's persistent cache serves them), and the summary
+    reports ``compile_s_this_invocation`` and ``compiles_this_invocation`` (every compiled program,
+    counted by :class:`rlsuite.core.agent.CompileWatch`, with persistent-cache hits).
     """
+    n_devices = sharding.check_devices(devices)
+    with CompileWatch() as watch:
+        return _run_training(agent, env_id, config, seeds, run_dir, segments, env_kwargs, data, progress, resume,
+                             max_segments, hparams, keep_checkpoints, tensorboard, n_devices, watch)
+
+
+def _run_training(agent, env_id, config, seeds, run_dir, segments, env_kwargs, data, progress, resume, max_segments,
+                  hparams, keep_checkpoints, tensorboard, n_devices, watch: CompileWatch):
+    writes = sharding.is_writer()
     if resume:
         if run_dir is None or not os.path.isfile(os.path.join(run_dir, "config.json")):
             raise FileNotFoundError(f"cannot resume: no config.json in run directory {run_dir!r}")
@@ -366,25 +388,31 @@ def run_training(
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = os.path.join("runs", f"{run.name}-{run.env_id.replace(':', '_').replace('/', '_')}-{stamp}")
     writer = MetricsWriter(os.path.join(run_dir, "metrics.jsonl"))
-    tb = _TensorBoard(os.path.join(run_dir, "tensorboard"), run.seeds) if tensorboard else None
+    tb = _TensorBoard(os.path.join(run_dir, "tensorboard"), run.seeds) if tensorboard and writes else None
 
-    init_v = jax.jit(jax.vmap(ag.init, in_axes=(0, None)))
-    eval_v = jax.jit(jax.vmap(ag.evaluate))
-    ekeys = jax.jit(jax.vmap(eval_key, in_axes=(0, None)))
-    seg_fns: dict[int, Any] = {}
-
-    def seg_v(n: int):
-        if n not in seg_fns:
-            seg_fns[n] = jax.jit(jax.vmap(lambda s, h: ag.segment(s, h, n), in_axes=(0, None)))
-        return seg_fns[n]
+    runs = sharding.Runs(len(run.seeds), n_devices)
+    keys, hps = runs.rows(run.keys), runs.replicated(run.hparams)
+    # init runs unsharded (on this process's first device) and its state is then split over the mesh:
+    # it is cheap, equals the unsharded run's init, and keeps jaxlib 0.10.2's batched LAPACK calls
+    # (orthogonal initialisers' QR) out of multi-device CPU programs, where they can deadlock
+    @jax.jit
+    def rlsuite_init(k, h):
+        return jax.vmap(ag.init, in_axes=(0, None))(k, h)
+    eval_v = runs.jit_vmap(lambda s, k, u: ag.evaluate(s, eval_key(k, u)), (0, 0, None), name="rlsuite_evaluate")
+    seg_v = jit_per_length(ag.segment, lambda f: runs.jit_vmap(f, (0, None), name="rlsuite_segment"))
 
     def evaluate(state, update: int) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v) for k, v in eval_v(state, ekeys(run.keys, update)).items()}
+        return runs.to_host(eval_v(state, keys, runs.replicated(np.int32(update))))
 
     step = 0
     t_start = time.perf_counter()
     if resume:
-        state, step = checkpoint.restore(run_dir, jax.eval_shape(init_v, run.keys, run.hparams), fallback=True)
+        target = jax.eval_shape(jax.vmap(ag.init, in_axes=(0, None)), run.keys, run.hparams)
+        state, step = checkpoint.restore(run_dir, target, fallback=True)
+        # orbax returns committed arrays, which lower to a program with sharding annotations; plain
+        # (or mesh-sharded) arrays run the very programs (and persistent-cache entries) of the
+        # uninterrupted run, so a resume does not compile anything new
+        state = runs.rows(jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), state))
         if step == ag.num_updates:
             path = os.path.join(run_dir, "summary.json")
             if os.path.isfile(path):
@@ -395,7 +423,8 @@ def run_training(
         elif step not in bounds:
             raise ValueError(f"checkpoint update {step} of {run_dir!r} is not a segment boundary of {bounds}")
         done = bounds.index(step) + 1 if step in bounds else 0
-        writer.truncate_after("update", step)
+        if writes:
+            writer.truncate_after("update", step)
     else:
         if checkpoint.latest_step(run_dir) is not None:
             raise ValueError(f"run directory {run_dir!r} already has checkpoints; use --resume or a new directory")
@@ -405,28 +434,34 @@ def run_training(
             "segments": int(segments), "config": config_to_json(run.config), "hparams": dict(hparams or {}),
             "data": _data_ref(data), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         }
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump(meta, f, indent=2)
-        state, step, done = init_v(run.keys, run.hparams), 0, 0
+        if writes:
+            with open(os.path.join(run_dir, "config.json"), "w") as f:
+                json.dump(meta, f, indent=2)
+        state, step, done = runs.rows(rlsuite_init(run.keys, run.hparams)), 0, 0
         ev = evaluate(state, 0)
         bad = _non_finite(ev, run.seeds)
         if bad:
             raise NonFiniteError(f"non-finite {', '.join(bad)} before training; no checkpoint was written in {run_dir!r}")
-        writer.write({"update": 0, counter: 0, "wall_s": 0.0, **ev})
+        if writes:
+            writer.write({"update": 0, counter: 0, "wall_s": 0.0, **ev})
         if tb is not None:
             tb.write(0, ev)
 
     label = ag.score.removeprefix("eval_").replace("_", " ")
-    bar = Progress(ag.num_updates * spu, f"{run.name} {run.env_id.split(':', 1)[-1][:18]} x{len(run.seeds)}", step * spu, progress,
-                   counter=counter.replace("_", " "), metric=label)
+    bar = Progress(ag.num_updates * spu, f"{run.name} {run.env_id.split(':', 1)[-1][:18]} x{len(run.seeds)}", step * spu,
+                   progress and writes, counter=counter.replace("_", " "), metric=label)
+    note = bar.warn if progress and writes else (lambda msg: None)
+    if runs.sharded:
+        note(f"sharded: {runs.describe()}")
     loss_watch = LossWatch()
     last = len(bounds) if max_segments is None else min(len(bounds), done + int(max_segments))
     try:
         for i in range(done, last):
             prev = bounds[i - 1] if i else 0
             update = bounds[i]
-            new_state, m = seg_v(update - prev)(state, run.hparams)
-            m = jax.tree.map(np.asarray, m)
+            compiled_before = watch.seconds
+            new_state, m = seg_v(update - prev)(state, hps)
+            m = runs.to_host(m)
             ev = evaluate(new_state, update)
             bad = _non_finite({**m, **ev}, run.seeds)
             if bad:
@@ -439,13 +474,20 @@ def run_training(
                 )
             state, step = new_state, update
             stats = segment_stats(m, counter)
-            writer.write({"update": update, counter: update * spu, "wall_s": time.perf_counter() - t_start,
-                          **stats, **ev})
+            if watch.seconds > compiled_before:
+                note(f"compiled segment {i + 1}/{len(bounds)} ({update - prev} updates) in "
+                         f"{watch.seconds - compiled_before:.2f} s")
+            if writes:
+                writer.write({"update": update, counter: update * spu, "wall_s": time.perf_counter() - t_start,
+                              **stats, **ev})
             if tb is not None:
                 tb.write(update * spu, {**stats, **ev})
             for msg in loss_watch.check(stats):
                 bar.warn(f"warning: {msg} (segment {i + 1}/{len(bounds)}); check the learning rate")
-            checkpoint.save(run_dir, update, state, keep_checkpoints)
+            host_state = runs.to_host(state) if runs.sharded else state
+            if writes:
+                checkpoint.save(run_dir, update, host_state, keep_checkpoints)
+            sharding.sync(f"rlsuite-checkpoint-{update}")  # the others may read it next (resume)
             score = ev.get(ag.score)
             bar.update(update * spu, float(np.mean(score)) if score is not None else None)
     finally:
@@ -455,8 +497,12 @@ def run_training(
     if last < len(bounds):
         return None
 
-    records = writer.read()
-    final = records[-1]
+    if last < done + 1 and jax.process_count() > 1:  # nothing ran here: every process evaluates (a collective)
+        ev = evaluate(state, step)
+    if writes or os.path.isfile(writer.path):
+        final = writer.read()[-1]
+    else:  # another host's process: the last evaluation (the writer's file is not visible here)
+        final = {k: np.asarray(v).tolist() for k, v in ev.items()}
     evals = {k: final[k] for k in final if k.startswith("eval_")}
     score = np.asarray(evals[ag.score], np.float64)
     summary = {
@@ -464,11 +510,16 @@ def run_training(
         "counter": counter, "updates": ag.num_updates, "score": ag.score, "higher_is_better": ag.higher_is_better,
         "score_mean": float(score.mean()), "score_std_over_seeds": float(score.std()),
         "final": evals, "wall_s_this_invocation": time.perf_counter() - t_start,
+        "compile_s_this_invocation": watch.seconds,
+        "compiles_this_invocation": [{"function": f, "s": round(t, 3), "persistent_cache_hit": hit}
+                                     for f, t, hit in watch.compiles],
+        "sharding": runs.describe(),
         "device": device_description(), "run_dir": os.path.abspath(run_dir),
     }
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    write_report(run_dir, summary)
+    if writes:
+        with open(os.path.join(run_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        write_report(run_dir, summary)
     return summary
 
 

@@ -80,17 +80,68 @@ def scan_segment(update: Callable[[Any, Any], tuple[Any, dict]]):
     return segment
 
 
-def jit_per_length(segment: Callable[[Any, int], tuple[Any, dict]]) -> Callable[[int], Callable]:
-    """``get(n)``: ``jax.jit`` of ``lambda s: segment(s, n)``, compiled once per segment length
-    ``n`` and reused (the host loops of the meta runners: equal segments share one program)."""
+def jit_per_length(segment: Callable[..., tuple[Any, dict]], build: Callable[[Callable], Callable] | None = None,
+                   ) -> Callable[[int], Callable]:
+    """``get(n)``: the compiled ``lambda *args: segment(*args, n)``, built once per segment length
+    ``n`` and reused, so equal segments share one program (the runner's and the meta runners'
+    host loops).  ``build`` turns the function into the callable (default ``jax.jit``; the runner
+    passes :meth:`rlsuite.core.sharding.Runs.jit_vmap`).  Each length compiles once per run;
+    :class:`CompileWatch` counts it."""
     cache: dict[int, Callable] = {}
+    build = build or jax.jit
 
     def get(n: int) -> Callable:
         if n not in cache:
-            cache[n] = jax.jit(lambda s: segment(s, n))
+            cache[n] = build(lambda *args: segment(*args, n))
         return cache[n]
 
     return get
+
+
+class CompileWatch:
+    """Counts XLA compilations and their time while active (``with CompileWatch() as cw: ...``).
+
+    It listens to JAX's own monitoring events: tracing, lowering and backend compilation
+    (``/jax/core/compile/*``) and persistent-cache hits.  :attr:`compiles` lists
+    ``(function name, seconds, cache_hit)`` per backend compilation (a hit loads the program from
+    the persistent compilation cache instead of compiling it); :attr:`seconds` is the total time
+    spent tracing, lowering and compiling (or loading).
+    """
+
+    EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+              "/jax/core/compile/backend_compile_duration")
+
+    def __init__(self):
+        self.compiles: list[tuple[str, float, bool]] = []
+        self.seconds = 0.0
+        self._hit = False
+
+    def _duration(self, event: str, secs: float, **kw) -> None:
+        if event not in self.EVENTS:
+            return
+        self.seconds += float(secs)
+        if event == self.EVENTS[2]:
+            self.compiles.append((str(kw.get("fun_name", "?")), float(secs), self._hit))
+            self._hit = False
+
+    def _event(self, event: str, **kw) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            self._hit = True
+
+    def __enter__(self) -> "CompileWatch":
+        jax.monitoring.register_event_duration_secs_listener(self._duration)
+        jax.monitoring.register_event_listener(self._event)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        jax.monitoring.unregister_event_duration_listener(self._duration)
+        jax.monitoring.unregister_event_listener(self._event)
+        return False
+
+    def count(self, name: str, misses_only: bool = False) -> int:
+        """Backend compilations of functions whose name contains ``name`` (``misses_only``: not
+        loaded from the persistent cache)."""
+        return sum(1 for f, _, hit in self.compiles if name in f and not (misses_only and hit))
 
 
 def eval_key(key: jax.Array, update) -> jax.Array:

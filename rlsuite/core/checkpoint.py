@@ -48,7 +48,15 @@ def _ckpt_root(run_dir: str) -> str:
 def _manager(run_dir: str, keep: int | None = None):
     import orbax.checkpoint as ocp
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False)
+    from rlsuite.core import sharding
+
+    multi = sharding.checkpoint_manager_options()  # None for one process
+    if multi is None:
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False)
+    else:  # several processes: process 0 saves alone, with no cross-process barrier inside orbax
+        os.makedirs(_ckpt_root(run_dir), exist_ok=True)
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, create=False,
+                                               multiprocessing_options=multi)
     return ocp.CheckpointManager(_ckpt_root(run_dir), options=options)
 
 

@@ -62,9 +62,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from rlsuite.core import checkpoint
+from rlsuite.core import checkpoint, sharding
 from rlsuite.core import validate as V
-from rlsuite.core.agent import jit_per_length
+from rlsuite.core.agent import CompileWatch, jit_per_length
 
 STRATEGIES = ("Open_ES", "SNES", "CMA_ES", "PGPE", "SimpleGA")
 SHAPINGS = ("centered_rank", "z_score", "pairwise")
@@ -225,6 +225,8 @@ class ES(NamedTuple):
     """The centre of the search (distribution mean; SimpleGA: best member so far), unravelled."""
     best: Callable[[ESState], tuple[Any, jax.Array]]
     """``(best member so far, its fitness)`` (fitness -inf before any finite evaluation)."""
+    mesh: Any = None
+    """The ``("runs",)`` device mesh the population's runs are split over (``None``: one device)."""
 
 
 def _strong(tree):
@@ -270,7 +272,7 @@ def _strategy(config: ESConfig, template, shaping_fn):
     return es, es.default_params.replace(std_init=jnp.asarray(config.sigma, jnp.float32))
 
 
-def make_es(config: ESConfig, fitness: Callable, template, tasks=None) -> ES:
+def make_es(config: ESConfig, fitness: Callable, template, tasks=None, devices: int | str | None = None) -> ES:
     """Build the ES of ``config`` over pytrees shaped like ``template``.
 
     Args:
@@ -280,8 +282,13 @@ def make_es(config: ESConfig, fitness: Callable, template, tasks=None) -> ES:
         template: a pytree of float arrays (the meta-parameters' structure; values unused).
         tasks: optional pytree with a leading task axis ``[T, ...]``: every member is evaluated on
             every task (and ``config.seeds`` seeds); its fitness is the mean over both.
+        devices: local devices the generation's ``P * seeds * tasks`` runs are split over
+            (``None`` / ``"all"``: all; :func:`rlsuite.core.sharding.map_runs`, the runs axis padded to
+            a multiple of the device count; with ``chunk`` each device evaluates its block in chunks).
+            Everything else of a generation (ask, tell) runs replicated on every device.
     """
     validate_config(config)
+    mesh = sharding.make_mesh(sharding.check_devices(devices))
     leaves = jax.tree.leaves(template)
     if not leaves or not all(jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) for x in leaves):
         raise ValueError("the ES template must be a non-empty pytree of float arrays")
@@ -326,11 +333,7 @@ def make_es(config: ESConfig, fitness: Callable, template, tasks=None) -> ES:
             f = fitness(p, k) if tasks is None else fitness(p, k, jax.tree.map(lambda x: x[t], tasks))
             return jnp.asarray(f, jnp.float32).reshape(())
 
-        if config.chunk is None or config.chunk >= R:
-            out = jax.vmap(one)(flat)
-        else:
-            out = jax.lax.map(one, flat, batch_size=config.chunk)
-        return out.reshape(P, S, T)
+        return sharding.map_runs(one, flat, mesh, config.chunk).reshape(P, S, T)
 
     def step(state: ESState):
         key, k_ask, k_eval, k_tell = jax.random.split(state.key, 4)
@@ -361,7 +364,7 @@ def make_es(config: ESConfig, fitness: Callable, template, tasks=None) -> ES:
     def best(state: ESState):
         return es._unravel_solution(state.strategy.best_solution), -state.strategy.best_fitness
 
-    return ES(config, es, params, init, step, segment, member_keys, run_fitness, mean, best)
+    return ES(config, es, params, init, step, segment, member_keys, run_fitness, mean, best, mesh)
 
 
 # ----------------------------------------------------------------------------- host driver
@@ -400,7 +403,7 @@ def run_es(
             needs to rebuild ``es``).
     """
     from rlsuite.core.logging import MetricsWriter
-    from rlsuite.train import NonFiniteError, schedule
+    from rlsuite.train import schedule
 
     config = es.config
     if max_segments is not None:
@@ -411,6 +414,7 @@ def run_es(
     writer = MetricsWriter(os.path.join(run_dir, "metrics.jsonl"))
     key0 = jax.random.PRNGKey(config.seed)
     init_fn = jax.jit(es.init)
+    writes = sharding.is_writer()
     if resume:
         state, gen = checkpoint.restore(run_dir, jax.eval_shape(init_fn, key0, init_params))
         # orbax returns committed arrays, which lower to a program with sharding annotations; plain
@@ -419,19 +423,38 @@ def run_es(
         if gen not in bounds:
             raise ValueError(f"checkpoint generation {gen} of {run_dir!r} is not a segment boundary of {bounds}")
         done = bounds.index(gen) + 1
-        writer.truncate_after("generation", gen)
+        if writes:
+            writer.truncate_after("generation", gen)
     else:
         if checkpoint.latest_step(run_dir) is not None:
             raise ValueError(f"run directory {run_dir!r} already has checkpoints; resume it or use a new directory")
         os.makedirs(run_dir, exist_ok=True)
-        if os.path.exists(writer.path):
-            os.remove(writer.path)
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump({**dict(run_info or {}), "es": dataclasses.asdict(config),
-                       "created": _dt.datetime.now(_dt.timezone.utc).isoformat()}, f, indent=2)
+        if writes:
+            if os.path.exists(writer.path):
+                os.remove(writer.path)
+            with open(os.path.join(run_dir, "config.json"), "w") as f:
+                json.dump({**dict(run_info or {}), "es": dataclasses.asdict(config),
+                           "created": _dt.datetime.now(_dt.timezone.utc).isoformat()}, f, indent=2)
         state, gen, done = init_fn(key0, init_params), 0, 0
 
     seg_fn = jit_per_length(es.segment)
+    watch = CompileWatch().__enter__()
+    try:
+        return _run_es_loop(es, state, gen, done, bounds, run_dir, writer, seg_fn, watch, writes, resume=resume,
+                            max_segments=max_segments, progress=progress, env_steps_per_run=env_steps_per_run,
+                            on_checkpoint=on_checkpoint, describe=describe, title=title,
+                            keep_checkpoints=keep_checkpoints)
+    finally:
+        watch.__exit__(None, None, None)
+
+
+def _run_es_loop(es, state, gen, done, bounds, run_dir, writer, seg_fn, watch, writes, *, resume, max_segments,
+                 progress, env_steps_per_run, on_checkpoint, describe, title, keep_checkpoints):
+    from rlsuite.train import NonFiniteError
+
+    config = es.config
+    key0 = jax.random.PRNGKey(config.seed)
+    progress = progress and writes
     runs_per_gen = config.population * config.seeds * int(es.member_keys(key0).shape[2])
     last = len(bounds) if max_segments is None else min(len(bounds), done + int(max_segments))
     t0 = time.perf_counter()
@@ -439,8 +462,10 @@ def run_es(
     for i in range(done, last):
         n = bounds[i] - gen
         t_seg = time.perf_counter()
-        new_state, m = seg_fn(n)(state)
-        m = jax.tree.map(np.asarray, m)
+        new_state, m = seg_fn(n)(sharding.replicate(state, es.mesh))
+        m = sharding.to_host(m)
+        if es.mesh is not None:  # replicated over the mesh (and processes): a host copy for the next segment
+            new_state = sharding.to_host(new_state)
         seg_s = time.perf_counter() - t_seg
         mean = es.mean(new_state)
         if not _is_finite_tree(mean):
@@ -448,13 +473,14 @@ def run_es(
             raise NonFiniteError(f"the ES mean became non-finite in generations {gen + 1}-{bounds[i]}; stopped "
                                  f"(last good checkpoint in {run_dir!r}: generation {good})")
         state, wall = new_state, time.perf_counter() - t0
-        for j in range(n):
-            writer.write({"generation": gen + j + 1, **{k: v[j] for k, v in m.items()},
-                          "runs": (gen + j + 1) * runs_per_gen, "wall_s": wall})
         gen = bounds[i]
-        checkpoint.save(run_dir, gen, state, keep_checkpoints)
-        if on_checkpoint is not None:
-            artifact = on_checkpoint(mean, gen) or artifact
+        if writes:
+            for j in range(n):
+                writer.write({"generation": gen - n + j + 1, **{k: v[j] for k, v in m.items()},
+                              "runs": (gen - n + j + 1) * runs_per_gen, "wall_s": wall})
+            checkpoint.save(run_dir, gen, state, keep_checkpoints)
+            if on_checkpoint is not None:
+                artifact = on_checkpoint(mean, gen) or artifact
         if progress:
             rate = n / max(seg_s, 1e-9)  # this segment's (the first one includes compilation)
             steps = f"  {rate * runs_per_gen * env_steps_per_run:,.0f} env steps/s" if env_steps_per_run else ""
@@ -464,6 +490,8 @@ def run_es(
     if last < len(bounds):
         return None
 
+    if not writes:  # another process of a multi-process run: process 0 writes the report
+        return {"run_dir": os.path.abspath(run_dir), "generations": config.generations, "process_writes": False}
     if resume and artifact is None and on_checkpoint is not None:  # finished earlier: refresh the artifact
         artifact = on_checkpoint(es.mean(state), gen)
     records = writer.read()
@@ -476,6 +504,10 @@ def run_es(
         "best_fitness_so_far": float(best_f),
         "mean_params": dict(describe(es.mean(state))) if describe is not None else None,
         "artifact": artifact, "wall_s_this_invocation": time.perf_counter() - t0,
+        "compile_s_this_invocation": watch.seconds,
+        "compiles_this_invocation": [{"function": f, "s": round(t, 3), "persistent_cache_hit": hit}
+                                     for f, t, hit in watch.compiles],
+        "devices": 1 if es.mesh is None else int(es.mesh.size),
         "run_dir": os.path.abspath(run_dir),
     }
     from rlsuite.core.results import device_description
@@ -660,7 +692,7 @@ def _run_info(kind, agent, env_id, config, hparams, env_kwargs, **extra) -> dict
             "config": config_to_json(config), "hparams": dict(hparams or {}), **extra}
 
 
-def _hparam_problem(info: Mapping[str, Any], es_config: ESConfig):
+def _hparam_problem(info: Mapping[str, Any], es_config: ESConfig, devices=None):
     agent, base, _ = _build_agent(info)
     known = _scalar_fields(base)
     evolve = list(info["evolve"])
@@ -689,11 +721,11 @@ def _hparam_problem(info: Mapping[str, Any], es_config: ESConfig):
     def describe(u):
         return {n: float(v) for n, v in space.values(u).items()}
 
-    es = make_es(es_config, fitness, init)
+    es = make_es(es_config, fitness, init, devices=devices)
     return es, init, describe, agent.num_updates * agent.steps_per_update, None
 
 
-def _field_problem(info: Mapping[str, Any], es_config: ESConfig, run_dir: str):
+def _field_problem(info: Mapping[str, Any], es_config: ESConfig, run_dir: str, devices=None):
     import importlib
 
     agent, base, agent_config = _build_agent(info)
@@ -721,7 +753,7 @@ def _field_problem(info: Mapping[str, Any], es_config: ESConfig, run_dir: str):
         return {f"{field}: parameters": n, f"{field}: global norm": float(np.sqrt(sum(
             float(np.sum(np.square(np.asarray(x)))) for x in jax.tree.leaves(mean))))}
 
-    es = make_es(es_config, fitness, template)
+    es = make_es(es_config, fitness, template, devices=devices)
     return es, init, describe, agent.num_updates * agent.steps_per_update, save
 
 
@@ -772,6 +804,7 @@ def tune_hparams(
     env_kwargs: Mapping[str, Any] | None = None,
     max_segments: int | None = None,
     progress: bool = True,
+    devices: int | str | None = None,
 ) -> dict[str, Any] | None:
     """Evolve the scalar hyper-parameters ``evolve`` of a registered agent within ``bounds``.
 
@@ -783,7 +816,7 @@ def tune_hparams(
     bspec = {k: b.spec() for k, b in parse_bounds(bounds).items()}
     info = _run_info("hparams", agent, env_id, config, hparams, env_kwargs, evolve=list(evolve), bounds=bspec,
                      mapping=mapping)
-    es, init, describe, steps, _ = _hparam_problem(info, es_config)
+    es, init, describe, steps, _ = _hparam_problem(info, es_config, devices)
     return run_es(es, init, run_dir or _default_dir(info), max_segments=max_segments, progress=progress,
                   env_steps_per_run=steps, describe=describe, run_info=info,
                   title=f"ES over {info['agent']} hparams ({', '.join(evolve)}) on {info['env_id']}")
@@ -801,6 +834,7 @@ def evolve_hparam_field(
     env_kwargs: Mapping[str, Any] | None = None,
     max_segments: int | None = None,
     progress: bool = True,
+    devices: int | str | None = None,
 ) -> dict[str, Any] | None:
     """Evolve the pytree field ``hparams.<field>`` of a registered agent (e.g. LPO's drift network).
 
@@ -815,14 +849,16 @@ def evolve_hparam_field(
     info = _run_info("field", agent, env_id, config, hparams, env_kwargs, field=field,
                      module=agents.get(agent).module, init=os.path.abspath(init) if init else None)
     run_dir = run_dir or _default_dir(info)
-    es, init_params, describe, steps, save = _field_problem(info, es_config, run_dir)
+    es, init_params, describe, steps, save = _field_problem(info, es_config, run_dir, devices)
     return run_es(es, init_params, run_dir, max_segments=max_segments, progress=progress, env_steps_per_run=steps,
                   on_checkpoint=save, describe=describe, run_info=info,
                   title=f"ES over {info['agent']} hparams.{field} on {info['env_id']}")
 
 
-def resume_run(run_dir: str, max_segments: int | None = None, progress: bool = True) -> dict[str, Any] | None:
-    """Continue a :func:`tune_hparams` / :func:`evolve_hparam_field` run from its latest checkpoint."""
+def resume_run(run_dir: str, max_segments: int | None = None, progress: bool = True,
+               devices: int | str | None = None) -> dict[str, Any] | None:
+    """Continue a :func:`tune_hparams` / :func:`evolve_hparam_field` run from its latest checkpoint
+    (on any number of ``devices``: sharding does not change the results)."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"cannot resume: no config.json in meta run directory {run_dir!r}")
@@ -832,10 +868,10 @@ def resume_run(run_dir: str, max_segments: int | None = None, progress: bool = T
     info.pop("created", None)
     kind = info.get("kind")
     if kind == "hparams":
-        es, init, describe, steps, save = _hparam_problem(info, es_config)
+        es, init, describe, steps, save = _hparam_problem(info, es_config, devices)
         title = f"ES over {info['agent']} hparams ({', '.join(info['evolve'])}) on {info['env_id']}"
     elif kind == "field":
-        es, init, describe, steps, save = _field_problem(info, es_config, run_dir)
+        es, init, describe, steps, save = _field_problem(info, es_config, run_dir, devices)
         title = f"ES over {info['agent']} hparams.{info['field']} on {info['env_id']}"
     else:
         raise ValueError(f"{path!r} is not a meta run of tune_hparams / evolve_hparam_field (kind={kind!r})")
