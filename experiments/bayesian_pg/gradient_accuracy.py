@@ -21,6 +21,7 @@ import numpy as np
 import tyro
 
 from rlsuite.agents import bayes_pg as B
+from rlsuite.core import stats
 from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
 from rlsuite.envs import make
 from rlsuite.envs.lqr import lqr_exact_fisher, lqr_exact_gradient
@@ -94,8 +95,7 @@ def run(env_id, theta, gamma, Ms, reps, noise_vars, seed):
                 if k == "mc" and s2 != noise_vars[0]:
                     continue  # MC does not depend on sigma^2
                 a, e = np.asarray(r[k][0]), np.asarray(r[k][1])
-                rows.append([env_id, M, k, float(s2) if k != "mc" else "-", float(a.mean()), float(a.std() / np.sqrt(reps)),
-                             float(e.mean()), float(e.std() / np.sqrt(reps))])
+                rows.append([env_id, M, k, float(s2) if k != "mc" else "-", *stats.mean_ci(a), *stats.mean_ci(e)])
         print(env_id, "M", M, "done", flush=True)
     return rows, np.asarray(g)
 
@@ -112,7 +112,7 @@ def ratios(rows, Ms, noise_vars):
             for s2 in noise_vars:
                 for k in ("bpg2", "bpg1"):
                     r = idx[(env_id, M, k, float(s2))]
-                    out.append([env_id, M, k, float(s2), r[6] / mc2[6], r[4] / mc2[4]])
+                    out.append([env_id, M, k, float(s2), r[7] / mc2[7], r[4] / mc2[4]])
     return out
 
 
@@ -130,8 +130,9 @@ def plot(rows, path):
             if not sel:
                 continue
             Ms = [r[1] for r in sel]
-            axes[0, j].errorbar(Ms, [r[6] for r in sel], [r[7] for r in sel], marker="o", label=k)
-            axes[1, j].errorbar(Ms, [r[4] for r in sel], [r[5] for r in sel], marker="o", label=k)
+            for ax, c in ((axes[0, j], 7), (axes[1, j], 4)):  # mean and its 95% bootstrap CI
+                yerr = [[r[c] - r[c + 1] for r in sel], [r[c + 2] - r[c] for r in sel]]
+                ax.errorbar(Ms, [r[c] for r in sel], yerr, marker="o", label=k)
         axes[0, j].set(xscale="log", yscale="log", title=f"{env_id} (sigma^2=1)", ylabel="mean relative error")
         axes[1, j].set(xscale="log", xlabel="M (trajectories)", ylabel="mean angle to true gradient (deg)")
         axes[0, j].legend()
@@ -151,12 +152,13 @@ def main(args: Args):
         grads[env_id] = g.round(4).tolist()
     meta = provenance(seeds=f"PRNGKey({args.seed}+M) split into {args.reps} repetitions", theta=list(args.theta),
                       gamma=args.gamma, exact_gradient=grads)
-    header = ["env", "M", "estimator", "noise_var", "angle_deg", "angle_se", "rel_err", "rel_err_se"]
+    header = ["env", "M", "estimator", "noise_var", "angle_deg", "angle_ci95_lo", "angle_ci95_hi", "rel_err",
+              "rel_err_ci95_lo", "rel_err_ci95_hi"]
     write_csv(f"{out}/gradient_accuracy.csv", header, rows, meta)
     rat = ratios(rows, Ms, noise_vars)
     write_csv(f"{out}/gradient_accuracy_ratio.csv", ["env", "M", "estimator", "noise_var", "rel_err_ratio_vs_mc_2M", "angle_ratio_vs_mc_2M"], rat, meta)
     plot(rows, f"{out}/gradient_accuracy.png")
-    body = ("Mean over repetitions (se = standard error). `bpg1`/`bpg2` use the per-step Fisher estimate (rlsuite default), "
+    body = ("Mean over repetitions with its 95% percentile-bootstrap CI (`rlsuite.core.stats`). `bpg1`/`bpg2` use the per-step Fisher estimate (rlsuite default), "
             "`bpg2_trajG` the trajectory form (collapses to MC scaled by M/(M+sigma^2)), `*_exactG` the exact Fisher "
             "(oracle, for insight only).\n\n")
     body += markdown_table(header, rows)

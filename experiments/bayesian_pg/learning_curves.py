@@ -31,7 +31,7 @@ import tyro
 
 from rlsuite import agents
 from rlsuite.agents import bayes_pg as B
-from rlsuite.core import sweep
+from rlsuite.core import stats, sweep
 from rlsuite.core.agent import make_train
 from rlsuite.core.results import markdown_table, provenance, write_csv, write_markdown
 from rlsuite.envs import make
@@ -115,7 +115,7 @@ def run_lqr(args):
         for i, s in enumerate(steps):
             hit = (Js[i] > -2.0).argmax(-1).astype(float)
             hit[~(Js[i] > -2.0).any(-1)] = np.nan
-            rows.append([name, s, float(final[i].mean()), float(final[i].std() / np.sqrt(args.seeds)),
+            rows.append([name, s, *stats.mean_ci(final[i]),
                          float(np.nanmean(hit) * args.M) if np.isfinite(hit).any() else "never",
                          int(np.isfinite(hit).sum())])
         best = int(final.mean(-1).argmax())
@@ -141,7 +141,7 @@ def run_mountain_car(args):
         L = m["episode_length"]  # [S, seeds, updates]
         final = L[:, :, -10:].mean(-1)
         for i, s in enumerate(steps):
-            rows.append([name, s, float(final[i].mean()), float(final[i].std() / np.sqrt(args.mc_seeds)),
+            rows.append([name, s, *stats.mean_ci(final[i]),
                          float(L[i].mean()), float(L[i].mean(0).min()), float(L[i, :, :10].mean())])
         best = int(L.mean((1, 2)).argmin())  # by mean length over the whole run (less noisy)
         curves[name] = (steps[best], L[best])
@@ -180,19 +180,20 @@ def main(args: Args):
     rows, curves, J0 = run_lqr(args)
     meta = provenance(seeds=f"PRNGKey(s), s < {args.seeds}", M=args.M, updates=args.lqr_updates, gamma=args.gamma,
                       J_init=round(J0, 3), max_step_norm=0.5)
-    header = ["method", "step_size", "final_J", "final_J_se", "episodes_to_J>-2", "seeds_reaching"]
+    header = ["method", "step_size", "final_J", "final_J_ci95_lo", "final_J_ci95_hi", "episodes_to_J>-2", "seeds_reaching"]
     write_csv(f"{out}/learning_lqr.csv", header, rows, meta)
     plot(dict(curves), args.M, "exact J(theta)", "1-D LQR: exact return vs episodes", f"{out}/learning_lqr.png",
          ylim=(1.1 * J0, 0.0))
     body = (f"Exact J(theta) (closed form) after {args.lqr_updates} updates x {args.M} episodes, mean of the last 10 updates; "
-            f"J at the initial theta = {J0:.3f}. All updates clipped to norm 0.5.\n\n" + markdown_table(header, rows))
+            f"J at the initial theta = {J0:.3f}. All updates clipped to norm 0.5. "
+            "CI: 95% percentile bootstrap over seeds (`rlsuite.core.stats`).\n\n" + markdown_table(header, rows))
     write_markdown(f"{out}/learning_lqr.md", "Learning curves on the 1-D LQR (equal episodes)", body, meta)
 
     if not args.skip_mountain_car:
         rows, curves = run_mountain_car(args)
         meta = provenance(seeds=f"PRNGKey(s), s < {args.mc_seeds}", M=args.mc_M, updates=args.mc_updates,
                           episode_cap=args.mc_cap, dictionary=args.mc_dict, gamma=0.99)
-        header = ["method", "step_size", "final_episode_length", "se", "mean_length_all_updates",
+        header = ["method", "step_size", "final_episode_length", "ci95_lo", "ci95_hi", "mean_length_all_updates",
                   "best_update_mean_length", "initial_episode_length"]
         write_csv(f"{out}/learning_mountain_car.csv", header, rows, meta)
         plot(curves, args.mc_M, "mean episode length", f"MountainCar-v0 (actions 0/2, cap {args.mc_cap})",

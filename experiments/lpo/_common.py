@@ -2,7 +2,7 @@
 
 Not a script (the leading ``_`` keeps ``make smoke`` off it): the meta-training tasks per scale,
 the inner PPO-style configs, the evaluation environments, the symmetry-breaking initial drift and
-a percentile-bootstrap confidence interval.
+a percentile-bootstrap confidence interval (``rlsuite.core.stats``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from rlsuite.core import stats
 
 RESULTS = "results/meta_discovery/lpo"
 SMOKE_OUT = "/tmp/rlsuite-smoke/meta_discovery/lpo"
@@ -133,15 +135,13 @@ def symmetry_breaking_init(config, path: str, seed: int = 0) -> str:
 
 
 def bootstrap_ci(x, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """``(mean, lo, hi)``: percentile-bootstrap CI of the mean of ``x`` (1-D, non-finite values dropped)."""
+    """``(mean, lo, hi)``: percentile-bootstrap CI of the mean of ``x`` (1-D, non-finite values
+    dropped; all non-finite: NaNs), computed by the shared ``rlsuite.core.stats.mean_ci``."""
     x = np.asarray(x, np.float64).ravel()
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(1)
-    a = (1 - level) / 2
-    return float(x.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+    return stats.mean_ci(x, n_boot=n_boot, ci=level, seed=seed)
 
 
 def objective_paths(objectives_dir: str, task: str, method: str) -> tuple[str, str]:
