@@ -30,8 +30,10 @@ from rlsuite.train import NonFiniteError, evaluate_run, run_training
 NAMES = agents.names()
 # Registry variants that share a module with an agent of the fast tier (same init / segment /
 # evaluate code, another config value) run in the slow tier, which CI leaves out; their own test
-# files cover what differs.  `make test-slow` runs them all.
-_VARIANTS_SLOW = {"npg-igt", "harpg", "dpo", "ta-lpo", "gbrl-a2c", "gbrl-awr"}
+# files cover what differs.  `make test-slow` runs them all.  ``lpg`` is there too (its GRU
+# meta-network costs ~30 s of CPU over these tests); tests/test_lpg.py trains it through the
+# protocol in the fast tier.
+_VARIANTS_SLOW = {"npg-igt", "harpg", "dpo", "ta-lpo", "gbrl-a2c", "gbrl-awr", "lpg"}
 CASES = [pytest.param(n, marks=pytest.mark.slow) if n in _VARIANTS_SLOW else n for n in NAMES]
 _DATA_CACHE: dict = {}
 

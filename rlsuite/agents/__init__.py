@@ -166,6 +166,9 @@ REGISTRY: dict[str, AgentEntry] = {
            "gymnax:CartPole-v1", config_name="GBRLConfig", variant=dict(method="a2c"), smoke=_GBRL_SMOKE),
         _e("gbrl-awr", "gbrl", "GBRL: gradient-boosted-tree actor-critic, AWR loss (Fuhrer et al. 2024)", "online",
            "gymnax:CartPole-v1", config_name="GBRLConfig", variant=dict(method="awr"), smoke=_GBRL_SMOKE),
+        _e("lpg", "lpg", "LPG, learned policy gradient: an update rule meta-learned on grid worlds (Oh et al. 2020)",
+           "online", "grid:dense", smoke_env="grid:sparse",
+           smoke=dict(total_timesteps=128, num_envs=4, num_steps=8, meta_width=8, embed_width=4, eval_episodes=2)),
     ]
 }
 
