@@ -279,6 +279,38 @@ def test_bad_config_fails_early(cartpole):
         D.make_ga(D.GAConfig(population=4, truncation=2, novelty=True), *cartpole)
 
 
+# ----------------------------------------------------------------------------- baselines of the comparison
+
+
+def test_es_baseline_step_equals_meta_engine_and_counts_frames(tiny_ga):
+    from rlsuite.meta.es import ESConfig
+
+    es, step = D.es_baseline(tiny_ga, ESConfig(population=8, generations=2, sigma=0.05, lr=0.03, seed=3))
+    s0 = jax.jit(es.init)(jax.random.PRNGKey(3), jax.jit(tiny_ga.theta0)(jnp.int32(0)))
+    s1, m = jax.jit(step)(s0)
+    r1, mr = jax.jit(es.step)(s0)  # the engine's generation: same ask, keys and tell
+    np.testing.assert_allclose(np.asarray(m["fitness"]), np.asarray(mr["fitness"]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(es.mean(s1)), np.asarray(es.mean(r1)), rtol=1e-5, atol=1e-7)
+    # CartPole pays 1 per step: the frames are the population's summed returns (8 episodes, <= 20 steps)
+    assert int(m["frames"]) == int(np.asarray(m["fitness"]).sum()) and 8 <= int(m["frames"]) <= 160
+    assert int(s1.generation) == 1
+    s2, _ = jax.jit(step)(s1)  # no weak-type drift: the state keeps its dtypes
+    assert jax.tree.map(lambda x: x.dtype, s2) == jax.tree.map(lambda x: x.dtype, s1)
+    with pytest.raises(ValueError, match="seeds=2"):
+        D.es_baseline(tiny_ga, ESConfig(population=8, seeds=2))
+
+
+def test_box_actions_are_deterministic_and_in_bounds():
+    env, params = make("gymnax:Pendulum-v1")  # Box(-2, 2): tanh squashed into the bounds
+    ga = D.make_ga(D.GAConfig(population=4, truncation=2, hidden=(8,), horizon=10, sigma=5.0), env, params)
+    theta = jax.jit(ga.mutate)(jax.jit(ga.theta0)(jnp.int32(0)), jnp.int32(1))  # large weights: saturating
+    obs = jax.random.normal(jax.random.PRNGKey(0), (64, 3)) * 10
+    a1, _ = ga.policy(theta, obs, jax.random.PRNGKey(1))
+    a2, _ = ga.policy(theta, obs, jax.random.PRNGKey(2))
+    np.testing.assert_array_equal(np.asarray(a1), np.asarray(a2))
+    assert a1.shape == (64, 1) and float(jnp.abs(a1).max()) <= 2.0 and float(jnp.abs(a1).max()) > 1.0
+
+
 # ----------------------------------------------------------------------------- learning (slow)
 
 

@@ -51,7 +51,9 @@ evosax ``SimpleGA`` for comparison: ``rlsuite.meta.es.make_es(ESConfig(strategy=
 population=N, sigma=sigma), fitness, template)`` with ``fitness = lambda theta, key:
 episode_return(theta, key)`` (the engine negates for evosax's minimisation).  Caveats (sheet §5):
 evosax keeps the top N/2 as parents, mutates every child (no unmodified elite) and never
-re-evaluates.
+re-evaluates.  :func:`es_baseline` runs any :mod:`rlsuite.meta.es` strategy (OpenES for the
+equal-frame comparisons of ``experiments/deep_ga/compare.py``) on the GA's policy and evaluation and
+also returns the env steps each generation took.
 
 Host driver :func:`run_ga` (the :func:`rlsuite.meta.es.run_es` pattern): ``config.json``,
 ``metrics.jsonl`` (one line per generation: best / mean / elite fitness, frames), orbax checkpoints
@@ -330,13 +332,17 @@ class GA(NamedTuple):
     from_compact: Callable[[dict], GAState]
 
 
-def make_ga(config: GAConfig, env, env_params, bc_fn: Callable | None = None) -> GA:
+def make_ga(config: GAConfig, env, env_params, bc_fn: Callable | None = None, devices: int | str | None = None) -> GA:
     """Build the GA (or GA-NS) of ``config`` on a gymnax-API ``env``.
 
     ``bc_fn(final env state) -> [d]`` overrides ``config.bc`` (GA-NS's behaviour characterisation;
-    also computed, unused, by the plain GA).
+    also computed, unused, by the plain GA).  ``devices``: local devices the population's evaluation
+    is split over (``None`` / ``"all"``: all; :func:`rlsuite.core.sharding.map_runs`; one process).
     """
+    from rlsuite.core import sharding
+
     c = validate_config(config)
+    mesh = sharding.make_mesh(sharding.check_devices(devices))
     if bc_fn is None:
         if c.bc not in BC_FUNCTIONS:
             raise ValueError(f"GAConfig.bc={c.bc!r} is unknown; choose one of {sorted(BC_FUNCTIONS)} or pass bc_fn")
@@ -388,9 +394,7 @@ def make_ga(config: GAConfig, env, env_params, bc_fn: Callable | None = None) ->
 
     def evaluate(thetas, keys, episodes):
         f = lambda a: one(a[0], a[1], episodes)  # noqa: E731
-        if c.chunk is None or c.chunk >= thetas.shape[0]:
-            return jax.vmap(f)((thetas, keys))
-        return jax.lax.map(f, (thetas, keys), batch_size=c.chunk)
+        return sharding.map_runs(f, (thetas, keys), mesh, c.chunk)
 
     def init() -> GAState:
         seeds = jnp.arange(N, dtype=jnp.int32)
@@ -473,6 +477,38 @@ def make_ga(config: GAConfig, env, env_params, bc_fn: Callable | None = None) ->
         return jax.lax.scan(lambda st, _: step(st), s, None, length=n)
 
     return GA(c, net, horizon, bc_dim, init, step, segment, evaluate, decode, decode_all, theta0, mutate, policy, from_compact)
+
+
+def es_baseline(ga: GA, es_config):
+    """An evolution strategy of :mod:`rlsuite.meta.es` on the GA's policy and evaluation, with frames.
+
+    Returns ``(es, step)``: ``es`` from :func:`rlsuite.meta.es.make_es` (flat ``[P]`` parameters,
+    fitness = one episode of ``ga.evaluate``) and ``step(ESState) -> (ESState, {"fitness" [N],
+    "frames"})``, one generation as :attr:`ES.step` does it (``ask``, evaluate with
+    ``es.member_keys``, ``tell`` on the negated fitness) except that the evaluation also returns the
+    env steps it took (the meta engine's fitness is a scalar), so equal-frame comparisons count
+    real frames.  ``es.mean(state)`` is the search centre.  Needs ``es_config.seeds == 1``.
+    """
+    from rlsuite.meta.es import make_es
+
+    if es_config.seeds != 1:
+        raise ValueError(f"es_baseline evaluates one episode per member; ESConfig.seeds={es_config.seeds} must be 1")
+
+    def fitness(theta, key):
+        return ga.evaluate(theta[None], key[None], 1)[0][0]
+
+    es = make_es(es_config, fitness, jnp.zeros(ga.net.num_params, jnp.float32))
+
+    def step(state):
+        key, k_ask, k_eval, k_tell = jax.random.split(state.key, 4)
+        pop, s = es.strategy.ask(k_ask, state.strategy, es.strategy_params)
+        fit, _, steps = ga.evaluate(pop, es.member_keys(k_eval)[:, 0, 0], 1)
+        s, _ = es.strategy.tell(k_tell, pop, -fit, s, es.strategy_params)  # -inf fitness -> +inf loss
+        s = jax.tree.map(lambda x, y: jnp.asarray(x, jnp.asarray(y).dtype), s, state.strategy)  # no weak types
+        return state.replace(strategy=s, key=key, generation=state.generation + 1), {"fitness": fit,
+                                                                                      "frames": steps.sum()}
+
+    return es, step
 
 
 def elite_params(state: GAState) -> jax.Array:
@@ -631,18 +667,20 @@ def _write_report(run_dir, summary, records, c: GAConfig) -> None:
 # ----------------------------------------------------------------------------- convenience
 
 
-def build(env_id: str, config: GAConfig, env_kwargs: Mapping[str, Any] | None = None) -> GA:
+def build(env_id: str, config: GAConfig, env_kwargs: Mapping[str, Any] | None = None, devices=None) -> GA:
     from rlsuite.envs import make
 
     env, params = make(env_id, **dict(env_kwargs or {}))
     if params is None:
         raise ValueError(f"{env_id} is a host (gymnasium) env; the GA evaluates JAX envs only")
-    return make_ga(config, env, params)
+    return make_ga(config, env, params, devices=devices)
 
 
-def run(env_id: str, config: GAConfig, run_dir: str | None = None, env_kwargs=None, **kw) -> dict[str, Any] | None:
-    """Build and run a GA (``config.novelty``: GA-NS) on a registered env."""
-    ga = build(env_id, config, env_kwargs)
+def run(env_id: str, config: GAConfig, run_dir: str | None = None, env_kwargs=None, devices=None,
+        **kw) -> dict[str, Any] | None:
+    """Build and run a GA (``config.novelty``: GA-NS) on a registered env (population evaluation
+    sharded over ``devices`` local devices)."""
+    ga = build(env_id, config, env_kwargs, devices)
     info = {"kind": "ga", "env_id": env_id, "env_kwargs": dict(env_kwargs or {})}
     title = f"{'GA-NS' if config.novelty else ('RS' if config.truncation == 0 else 'GA')} on {env_id}"
     return run_ga(ga, run_dir, run_info=info, title=title, **kw)
