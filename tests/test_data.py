@@ -409,6 +409,21 @@ def test_bad_inputs(tmp_path, pendulum):
         data.load(str(d))
     with pytest.raises(ValueError, match="unknown dataset kind"):
         data.BuildSpec(env_id="gymnax:Pendulum-v1", kind="mediocre", size=10).validate()
+    with pytest.raises(ValueError, match="ppo_preset"):
+        data.BuildSpec(env_id="gymnax:Pendulum-v1", kind="medium", size=10, ppo_preset="huge").validate()
+
+
+def test_ppo_preset_for_stronger_experts(pendulum):
+    """``ppo_preset='brax'`` is PureJaxRL's full brax preset with the budget; 'cpu' the default,
+    and only the non-default preset changes the PPO cache path."""
+    from rlsuite.agents import ppo
+    from rlsuite.data.collect import _ppo_cache_dir, default_ppo_config, ppo_config_for
+
+    env, p = pendulum[:2]
+    assert ppo_config_for("brax", env, p, 12_345) == ppo.PPOConfig.preset("brax", total_timesteps=12_345)
+    assert ppo_config_for("cpu", env, p, 12_345) == default_ppo_config(env, p, 12_345)
+    cpu, brax = (_ppo_cache_dir("/c", "brax:hopper", {}, 0, 10, preset) for preset in ("cpu", "brax"))
+    assert cpu == _ppo_cache_dir("/c", "brax:hopper", {}, 0, 10) and brax == cpu + "_brax"
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -52,6 +52,10 @@ class Args:
     """PPO budget in env steps (default 1M Brax, 200k Pendulum)."""
     seed: int = 0
     """Seed of the PPO run and the collection."""
+    ppo_preset: str = "cpu"
+    """'cpu': 64x64 PPO sized for the CPU budget (default); 'brax': PureJaxRL's full brax preset
+    (256x256, 2048 envs x 10 steps) for stronger experts, e.g. --ppo-preset brax --ppo-steps
+    20000000 (cached under <out>/_cache/..._brax)."""
     paper: bool = False
     """Paper scale: 1M transitions, 10M PPO steps."""
     results: Optional[str] = None
@@ -91,6 +95,7 @@ def main(args: Args) -> int:
         size = args.size or (1_000_000 if args.paper else (20_000 if smoke else 100_000))
         ppo_steps = args.ppo_steps or (10_000_000 if args.paper else (200_000 if smoke else 1_000_000))
         spec = BuildSpec(env_id=env_id, kind="random", size=size, seed=args.seed, ppo_steps=ppo_steps,
+                         ppo_preset=args.ppo_preset,
                          num_envs=16 if smoke else 64, cache_dir=cache,
                          command=" ".join([os.path.basename(sys.executable)] + sys.argv), **extra)
         t_env = time.time()
@@ -157,7 +162,11 @@ def main(args: Args) -> int:
             "stored outside the repository under the datasets root. Returns are of complete episodes "
             "(ended by termination or the 1000-step / env time limit); the normalised score uses the "
             "references measured for this env (random = uniform random actions, expert = the stochastic "
-            "expert policy, 100 episodes each), never D4RL's MuJoCo numbers.\n\n"
+            "expert policy, 100 episodes each), never D4RL's MuJoCo numbers. The `gymnax:Pendulum-v1` "
+            "rows here (PPO recipe) are *not* the data of `offline_pendulum.md` / `il_pendulum.md`: those "
+            "`pendulum-*` sets are collected by `experiments/odice/_common.py` from an epsilon-noisy "
+            "hand-written energy/PD controller (medium eps = 0.7, medium-replay eps 1.0 -> 0.7, expert "
+            "eps = 0; references: uniform random / the clean controller).\n\n"
             + markdown_table(header[:-1], [r[:-1] for r in rows])
             + "\n\n## Notes\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
         )

@@ -25,6 +25,7 @@ true_gradient / orthogonal, ``bc``, ``iql``) trained through ``rlsuite.core.agen
 (``_common.train_seeds``: seeds vmapped, prepared data passed into ``jit`` as an argument).
 
     python experiments/odice/run_offline.py                      # pendulum, CPU default
+    python experiments/odice/run_offline.py --suite brax --tasks hopper walker2d --scale 100k   # 100k steps
     python experiments/odice/run_offline.py --suite brax --data-dir /work/datasets
     python experiments/odice/run_offline.py --paper-scale --suite brax
     python experiments/odice/run_offline.py --smoke              # CI: seconds, writes to /tmp/rlsuite-smoke/odice
@@ -94,8 +95,12 @@ class Args:
     """DICE lambda."""
     eta: float = 1.0
     """DICE eta."""
+    scale: Literal["cpu", "100k", "paper"] = "cpu"
+    """'cpu': --steps / --eval-every / network sizes as given (default 10k steps, 2x64);
+    '100k': 100k gradient steps, evaluation every 10k (network sizes as given);
+    'paper': 1M steps, eval every 5k, V 2x256 LN twin, policy 2x1024."""
     paper_scale: bool = False
-    """1M steps, eval every 5k, V 2x256 LN twin, policy 2x1024."""
+    """Alias of --scale paper."""
     smoke: bool = False
     """Tiny sizes (CI): one small Pendulum dataset, 2 seeds, 20 steps; writes under /tmp/rlsuite-smoke/odice."""
     out: Optional[str] = None
@@ -136,7 +141,11 @@ def configs(args: Args) -> dict:
 
 def main(args: Args) -> None:
     if args.paper_scale:
+        args.scale = "paper"
+    if args.scale == "paper":
         args.steps, args.eval_every, args.value_hidden, args.policy_hidden = 1_000_000, 5000, (256, 256), (1024, 1024)
+    elif args.scale == "100k":
+        args.steps, args.eval_every = 100_000, 10_000
     ref_episodes = 100
     if args.smoke:
         args.suite, args.kinds, args.dataset = "pendulum", args.kinds or ("medium",), ()
@@ -199,7 +208,15 @@ def main(args: Args) -> None:
 
     wall = time.time() - t_start
     tag = args.tag or (args.suite if not args.dataset else "custom")
-    scale = "paper scale" if args.paper_scale else ("SMOKE (tiny, meaningless numbers)" if args.smoke else "CPU-default scale (reduced: see settings)")
+    scale = {"paper": "paper scale", "100k": "100k gradient steps (10% of the paper's)"}.get(
+        args.scale, "CPU-default scale (reduced: see settings)")
+    if args.smoke:
+        scale = "SMOKE (tiny, meaningless numbers)"
+    pendulum_note = (
+        "Datasets `pendulum-*`: collected by experiments/odice/_common.py from an epsilon-noisy hand-written "
+        "energy/PD controller (medium: random torque with probability 0.7; medium-replay: 1.0 -> 0.7), NOT the "
+        "PPO-snapshot recipe of build_datasets.py; references: uniform random / the clean controller."
+        if any(n.startswith("pendulum-") for n, _, _ in jobs) else "")
     meta = provenance(
         seeds=seeds, scale=scale, gradient_steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         batch=args.batch, value_hidden=args.value_hidden, policy_hidden=args.policy_hidden, lam=args.lam, eta=args.eta,
@@ -237,7 +254,8 @@ def main(args: Args) -> None:
         f"\n\nNormalised score 100 (R - R_random) / (R_expert - R_random) of the final evaluation "
         f"({args.eval_episodes} episodes, mean action), mean ± std over {len(seeds)} seeds (vmapped). {scale}: "
         f"{args.steps} gradient steps, batch {args.batch}, V {args.value_hidden} (DICE: LayerNorm twin; IQL: twin Q), "
-        f"policy {args.policy_hidden}; lambda={args.lam}, eta={args.eta}. Wall time end to end {wall:.0f} s.\n\n"
+        f"policy {args.policy_hidden}; lambda={args.lam}, eta={args.eta}. Wall time end to end {wall:.0f} s. "
+        f"{pendulum_note}\n\n"
         + "\n".join(f"- {c}" for c in checks) + "\n"
     )
     write_markdown(os.path.join(args.out, f"offline_{tag}.md"), f"Offline RL normalised scores ({tag})", body, meta)

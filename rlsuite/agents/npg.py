@@ -18,6 +18,7 @@ N-PG-IGT (normalised PG with implicit gradient transport), ``method='igt'``::
 
 HARPG / N-HARPG (Hessian-aided recursive momentum), ``method='harpg'`` / ``'nharpg'``::
 
+    t = 0 : d_0 = g(theta_0) on batches A and B together (both sampled at theta_0 = q_0)
     t >= 1: Delta_t = theta_t - theta_{t-1};  u ~ U[0,1];  q_t = u theta_t + (1-u) theta_{t-1}
             batch A at theta_t (N episodes), batch B at q_t (N_B episodes), independent
             v_t = mean_{tau in B} B(tau, q_t) Delta_t                       # per trajectory, HVP
@@ -31,11 +32,20 @@ Choices and deviations (sheet §5 pitfalls are all followed):
 - The HVP is the sheet's per-trajectory score-function estimator (§3.4), computed with
   ``jax.jvp`` over ``jax.grad``; ``hvp_impl='fused'`` (default) evaluates
   ``mean_i g_i <score_i, Delta>`` as one gradient of ``mean_i s_i Phi_i`` (same value, O(P)
-  memory); ``'vmap'`` is the literal ``vmap(hvp_one)`` recipe.  Not the reference code's
-  batch-mean product (pitfall §5.1).
+  memory); ``'vmap'`` is the literal ``vmap(hvp_one)`` recipe.  This unbiased estimator is the
+  default (``hvp_estimator='per_trajectory'``); ``hvp_estimator='batch_mean'`` is the reference
+  code's product of batch means ``g_bar <score_bar, Delta> + Hess(Phi_bar) Delta`` (pitfall §5.1:
+  biased, the cross term vanishes as the batch grows; kept for comparison, with the right sign
+  and per-trajectory scale, see :func:`pg_common.batch_hvp_mean`).
 - Batches are counted in episodes: ``batch_episodes`` for the gradient, ``hessian_episodes`` for
   batch B (reference runner: 1000 and 32 steps -> 5 and 1 episodes at H = 200).  An iteration of
   (N-)HARPG samples ``batch_episodes + hessian_episodes`` episodes, IGT ``batch_episodes``.
+- At ``t = 0`` (``Delta_0 = 0``, ``q_0 = theta_0``) the correction is zero, so batch B is a second
+  gradient sample at ``theta_0`` and is *spent on the gradient*: ``d_0`` is the GPOMDP gradient of
+  all ``batch_episodes + hessian_episodes`` episodes (the paper's ``d_0 = g(theta_0)`` with a
+  larger batch; the linear baseline is refitted on batch A only).  Every iteration therefore
+  samples, and uses, the same number of episodes, and ``trajectories`` counts exactly the episodes
+  sampled.
 - ``eta`` is forced to 1 at ``t = 0`` (so ``d_0`` is the plain gradient whatever ``eta0``).
 - Returns are reported from separate evaluation episodes at ``theta_t``, never at ``theta~_t``
   or ``q_t`` (pitfall §5.4); the training metric ``episode_return`` is the mean return of the
@@ -58,6 +68,7 @@ from rlsuite.core.agent import Agent
 from rlsuite.core.agent import make_train as make_train_of
 
 METHODS = ("igt", "harpg", "nharpg")
+HVP_ESTIMATORS = ("per_trajectory", "batch_mean")
 
 # --------------------------------------------------------------------------------- config
 
@@ -74,6 +85,10 @@ class NPGConfig(pg.PGCommonConfig):
     """IGT only: extrapolate with eta_{t-1} (reference code) instead of eta_t (paper)."""
     hvp_impl: str = "fused"
     """(N-)HARPG only: 'fused' (O(P) memory) or 'vmap' (the sheet's literal per-trajectory vmap)."""
+    hvp_estimator: str = "per_trajectory"
+    """(N-)HARPG only: 'per_trajectory' (unbiased, sheet §3.4) or 'batch_mean' (the reference
+    code's biased product of batch means, sheet pitfall §5.1); the two coincide when
+    ``hessian_episodes == 1`` (a mean over one trajectory is that trajectory)."""
 
 
 def default_hparams(config: NPGConfig, **overrides) -> PGHParams:
@@ -95,7 +110,9 @@ INERT = {
     "init_log_std": "Gaussian policies only (Box actions); inert for Discrete actions",
     "hessian_episodes": "(N-)HARPG only; inert for method='igt'",
     "igt_eta_lag": "method='igt' only; inert for (N-)HARPG",
-    "hvp_impl": "(N-)HARPG only, and the same estimator either way (equal to float32 rounding)",
+    "hvp_impl": "(N-)HARPG only, and the same estimator either way (equal to float32 rounding); "
+    "inert with hvp_estimator='batch_mean'",
+    "hvp_estimator": "(N-)HARPG only; inert for method='igt' and when hessian_episodes == 1",
 }
 
 
@@ -141,8 +158,10 @@ def make(config: NPGConfig, env, env_params) -> Agent:
     ``config.method``.
 
     Metrics per iteration: ``env_steps`` / ``trajectories`` (IGT samples ``batch_episodes``
-    episodes per iteration, (N-)HARPG ``batch_episodes + hessian_episodes``), ``episode_return``
-    / ``episodes`` (the gradient batch), ``grad_norm``, ``direction_norm`` (``||d_t||``),
+    episodes per iteration, (N-)HARPG ``batch_episodes + hessian_episodes``, all of them used:
+    at ``t = 0`` batch B joins the gradient batch), ``episode_return`` / ``episodes`` (the
+    gradient batch: ``batch_episodes``, or ``batch_episodes + hessian_episodes`` at ``t = 0`` of
+    (N-)HARPG), ``grad_norm``, ``direction_norm`` (``||d_t||``),
     ``correction_norm`` ((N-)HARPG: ``||v_t||``; 0 for IGT), ``update_norm``; ``evaluate`` gives
     ``eval_return`` at ``theta_t``.
     """
@@ -150,11 +169,15 @@ def make(config: NPGConfig, env, env_params) -> Agent:
     pg.validate_common(config, env, env_params)
     V.positive_ints(config, "hessian_episodes")
     V.choice(config, "hvp_impl", ("fused", "vmap"))
+    V.choice(config, "hvp_estimator", HVP_ESTIMATORS)
     policy = pg.make_policy(config, env, env_params)
     n_feat = pg.num_baseline_features(env, env_params)
     n, n_b = config.batch_episodes, config.hessian_episodes
     use_baseline = config.baseline == "linear"
-    hvp = pg.batch_hvp if config.hvp_impl == "fused" else pg.batch_hvp_vmap
+    if config.hvp_estimator == "batch_mean":
+        hvp = pg.batch_hvp_mean
+    else:
+        hvp = pg.batch_hvp if config.hvp_impl == "fused" else pg.batch_hvp_vmap
     normalize = config.method in ("igt", "nharpg")
     per_iteration = n if config.method == "igt" else n + n_b
 
@@ -178,7 +201,7 @@ def make(config: NPGConfig, env, env_params) -> Agent:
         return igt_momentum(state.direction, g, eta_t), g, baseline, ret, 0.0
 
     def harpg_iteration(state: NPGState, hp: PGHParams, k_a, k_b, k_u, eta_t):
-        g, baseline, ret = grad_at(state.params, k_a, state.baseline, hp)
+        g_a, baseline, ret_a = grad_at(state.params, k_a, state.baseline, hp)
         delta = jax.tree.map(jnp.subtract, state.params, state.prev_params)
         q = harpg_point(state.params, state.prev_params, jax.random.uniform(k_u))
         traj_b = pg.sample(config, env, env_params, policy, q, k_b, n_b)
@@ -186,7 +209,14 @@ def make(config: NPGConfig, env, env_params) -> Agent:
             traj_b, hp.discount, config.discount_from, use_baseline, state.baseline
         )
         v = hvp(policy.log_prob, q, delta, traj_b, coef_b)
-        return harpg_momentum(state.direction, v, g, eta_t), g, baseline, ret, optax.global_norm(v)
+        # t = 0: Delta = 0 and q = theta_0, so v = 0 and batch B is spent on the gradient:
+        # g = gradient of the n + n_b episodes together (a weighted mean of the two batch means).
+        w_b = jnp.where(state.t == 0, n_b / (n + n_b), 0.0)
+        g_b = pg.batch_gradient(policy.log_prob, q, traj_b, coef_b)
+        g = pg.tree_lerp(w_b, g_a, g_b)
+        ret = (1.0 - w_b) * ret_a + w_b * traj_b.episode_return.mean()
+        d = harpg_momentum(state.direction, v, g, eta_t)
+        return d, g, baseline, ret, optax.global_norm(v)
 
     def init(key: jax.Array, hp: PGHParams) -> NPGState:
         k_init, k_train, _ = jax.random.split(key, 3)  # third key: the old evaluation stream
@@ -208,7 +238,9 @@ def make(config: NPGConfig, env, env_params) -> Agent:
         metrics = {
             **pg.counters(new.t, per_iteration, config.horizon),
             "episode_return": ret,
-            "episodes": jnp.asarray(n, jnp.int32),
+            "episodes": jnp.where(
+                (state.t == 0) & (config.method != "igt"), per_iteration, n
+            ).astype(jnp.int32),
             "grad_norm": optax.global_norm(g),
             "direction_norm": optax.global_norm(d),
             "correction_norm": jnp.asarray(v_norm, jnp.float32),

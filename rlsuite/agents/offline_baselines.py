@@ -21,6 +21,11 @@ traced: pass large datasets into ``jit`` as arguments, vmap over datasets), as i
 Deviations: IQL's policy uses O-DICE's Gaussian policy (configurable sizes; the IQL paper uses
 2x256 with a cosine learning-rate schedule for the actor, which we do not apply, and a
 state-independent log-std as here); the learning rates are the IQL paper's 3e-4.
+- **No tanh on IQL's policy mean by default** (``IQLConfig.tanh_mean=False``).  The IQL reference
+  implementation's Gaussian actor applies ``tanh`` to its mean; we keep the mean unsquashed so
+  that BC, IQL and O-DICE's offline-RL policy (sheet §3: no tanh for RL) are the same network, and
+  rely on the action clip to ``[-1, 1]`` at acting time instead.  ``tanh_mean=True``
+  follows the reference; the published tables (``results/odice``) use the default.
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ class IQLConfig:
     policy_hidden: tuple[int, ...] = (1024, 1024)
     """Hidden sizes of the policy mean MLP (O-DICE's, for a like-for-like comparison)."""
     tanh_mean: bool = False
-    """tanh on the policy mean."""
+    """tanh on the policy mean (the IQL reference: on; default off, a documented deviation)."""
     log_std_min: float = -5.0
     """Lower clamp of the log-std."""
     log_std_max: float = 2.0

@@ -40,6 +40,8 @@ Deviations / choices (all documented in the agents too):
   ``Phi``.  This is exactly the mean of the per-trajectory products (not a product of means,
   pitfall §5.1) with O(P) memory instead of O(N P).  The sheet's literal per-trajectory
   ``vmap(hvp_one)`` recipe is :func:`batch_hvp_vmap`; both agree to float32 precision (tests).
+  :func:`batch_hvp_mean` is the reference code's batch-mean product (an option of ``npg``,
+  ``hvp_estimator="batch_mean"``; biased, see its docstring).
 """
 
 from __future__ import annotations
@@ -279,13 +281,12 @@ def batch_gradient(log_prob, params: Params, traj: Trajectory, coef: jax.Array) 
     return jax.grad(lambda th: (coef * log_prob(th, traj.obs, traj.action)).sum() / n)(params)
 
 
-def batch_hvp(log_prob, params: Params, delta: Params, traj: Trajectory, coef: jax.Array) -> Params:
-    """``v = (1/N) sum_i B(tau_i, theta) Delta`` (sheet §3.4), per trajectory, fused.
+def _hvp_parts(log_prob, params: Params, delta: Params, traj: Trajectory, coef: jax.Array):
+    """``(logpi, s, g_bar, h_delta)`` shared by both batch HVP estimators.
 
-    ``B(tau, theta) Delta = g(tau) <grad log p(tau), Delta> + grad <g(tau), Delta>``.  The first
-    term is ``grad_theta (1/N) sum_i s_i Phi_i(theta)`` with ``s_i = <grad log p(tau_i), Delta>``
-    (one forward-mode pass, held constant); the second is ``jax.jvp`` of ``jax.grad`` of the
-    batch-mean ``Phi`` (linear in the trajectories).  Memory O(P + H N), no Hessian materialised.
+    ``logpi(theta) -> [H, N]``; ``s [N] = <grad log p(tau_i), Delta>`` (one forward-mode pass,
+    held constant); ``g_bar = grad Phi_bar`` and ``h_delta = Hess(Phi_bar) Delta`` from one
+    ``jax.jvp`` of ``jax.grad`` of the batch-mean ``Phi_bar = (1/N) sum_i Phi_i``.
     """
     n = coef.shape[1]
 
@@ -295,9 +296,41 @@ def batch_hvp(log_prob, params: Params, delta: Params, traj: Trajectory, coef: j
     _, logpi_dot = jax.jvp(logpi, (params,), (delta,))
     s = jax.lax.stop_gradient((traj.mask * logpi_dot).sum(0))  # [N] = <score_i, Delta>
     phi_bar = lambda th: (coef * logpi(th)).sum() / n  # noqa: E731
-    _, h_delta = jax.jvp(jax.grad(phi_bar), (params,), (delta,))
+    g_bar, h_delta = jax.jvp(jax.grad(phi_bar), (params,), (delta,))
+    return logpi, s, g_bar, h_delta
+
+
+def batch_hvp(log_prob, params: Params, delta: Params, traj: Trajectory, coef: jax.Array) -> Params:
+    """``v = (1/N) sum_i B(tau_i, theta) Delta`` (sheet §3.4), per trajectory, fused.
+
+    ``B(tau, theta) Delta = g(tau) <grad log p(tau), Delta> + grad <g(tau), Delta>``.  The first
+    term is ``grad_theta (1/N) sum_i s_i Phi_i(theta)`` with ``s_i = <grad log p(tau_i), Delta>``
+    (one forward-mode pass, held constant); the second is ``jax.jvp`` of ``jax.grad`` of the
+    batch-mean ``Phi`` (linear in the trajectories).  Memory O(P + H N), no Hessian materialised.
+    """
+    n = coef.shape[1]
+    logpi, s, _, h_delta = _hvp_parts(log_prob, params, delta, traj, coef)
     cross = jax.grad(lambda th: (coef * s[None] * logpi(th)).sum() / n)(params)
     return jax.tree.map(jnp.add, cross, h_delta)
+
+
+def batch_hvp_mean(
+    log_prob, params: Params, delta: Params, traj: Trajectory, coef: jax.Array
+) -> Params:
+    """The reference code's *batch-mean* ("biased") correction: a product of batch means.
+
+    ``v = g_bar <score_bar, Delta> + Hess(Phi_bar) Delta`` with ``g_bar = (1/N) sum_i g(tau_i)``
+    and ``score_bar = (1/N) sum_i grad log p(tau_i)`` (sheet pitfall §5.1).  Since
+    ``E[score] = 0``, the cross term's expectation is ``Cov(g, score) Delta / N``: it vanishes as
+    the batch grows, so the estimator is biased for ``Hess J Delta`` but has a much smaller
+    variance than :func:`batch_hvp`.  Unlike the reference code (garage's
+    ``loss = -mean_t(log pi A)``) the cross term keeps the right sign and the per-trajectory scale
+    (the reference's cross term is negated and scaled by ``1 / (N H)^2``); only the
+    product-of-means structure is reproduced.
+    """
+    _, s, g_bar, h_delta = _hvp_parts(log_prob, params, delta, traj, coef)
+    s_bar = s.mean()
+    return jax.tree.map(lambda g, h: g * s_bar + h, g_bar, h_delta)
 
 
 def hvp_one(log_prob, params: Params, delta: Params, obs, action, coef, mask) -> Params:

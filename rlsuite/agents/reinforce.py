@@ -11,7 +11,11 @@ Algorithm (one batch of ``N`` fixed-horizon episodes per iteration, at ``theta_t
     'nsgdm' : d_t = (1 - eta_t) d_{t-1} + eta_t g_t;  theta_{t+1} = theta_t + gamma_t d_t / ||d_t||
 
 ``normalized=True`` is the reference code's ``nsgdm`` variant (d_0 = g_0); with ``eta = 1`` it is
-normalised PG, to which N-PG-IGT reduces (tests).  Shared pieces (policy, baseline, estimators,
+normalised PG, to which N-PG-IGT reduces (tests).  **Default: no momentum.**
+:func:`default_hparams` sets ``eta0 = 1, eta_power = 0`` (``eta_t = 1`` for every ``t``, the sheet
+gives no ``nsgdm`` momentum schedule), so ``normalized=True`` with default hparams is plain
+normalised PG, ``d_t = g_t``; pass e.g. ``eta0=0.5`` or ``eta_power=0.8`` (IGT's schedule shape) to
+switch the momentum on.  Shared pieces (policy, baseline, estimators,
 the protocol bundle) are in :mod:`rlsuite.agents.pg_common`.
 
 Protocol (:mod:`rlsuite.core.agent`): ``make(config, env, env_params)`` -> ``Agent`` (one update =
@@ -47,11 +51,13 @@ class ReinforceConfig(pg.PGCommonConfig):
     """Vanilla PG; shared fields documented in :class:`rlsuite.agents.pg_common.PGCommonConfig`."""
 
     normalized: bool = False
-    """False: plain SGD step (paper's Vanilla-PG); True: normalised momentum ('nsgdm')."""
+    """False: plain SGD step (paper's Vanilla-PG); True: normalised step with momentum ('nsgdm');
+    the default hparams have eta = 1, i.e. no momentum (set eta0 < 1 or eta_power > 0)."""
 
 
 def default_hparams(config: ReinforceConfig, **overrides) -> PGHParams:
-    """Reference-code schedules: 'sgd' gamma_t = 0.1 (2/(t+2))^(2/3); 'nsgdm' gamma ~ 1/t, eta = 1.
+    """Reference-code schedules: 'sgd' gamma_t = 0.1 (2/(t+2))^(2/3); 'nsgdm' gamma ~ 1/t, eta = 1
+    (eta = 1 means no momentum: ``d_t = g_t``; override ``eta0`` / ``eta_power`` for momentum).
 
     ``overrides`` replace fields (``default_hparams(cfg, gamma0=0.01)``); leaves are float32.
     """

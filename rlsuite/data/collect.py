@@ -34,7 +34,9 @@ import datetime as _dt
 import json
 import math
 import os
+import sys
 import time
+import types
 from typing import Any, Callable
 
 import jax
@@ -271,9 +273,26 @@ class PPORun:
         return f"{os.path.join(self.path, 'checkpoints', str(self.updates[i]))} #{i} (after {self.env_steps[i]} PPO env steps)"
 
 
-def _ppo_cache_dir(cache_root: str, env_id: str, env_kwargs: dict, seed: int, ppo_steps: int) -> str:
+PPO_PRESETS = ("cpu", "brax")
+
+
+def ppo_config_for(preset: str, env, env_params, ppo_steps: int):
+    """The dataset policy's PPO config: ``'cpu'`` = :func:`default_ppo_config`, ``'brax'`` =
+    PureJaxRL's ``brax`` preset unchanged except ``total_timesteps = ppo_steps``."""
+    from rlsuite.agents import ppo
+
+    if preset == "cpu":
+        return default_ppo_config(env, env_params, ppo_steps)
+    if preset == "brax":
+        return ppo.PPOConfig.preset("brax", total_timesteps=int(ppo_steps))
+    raise ValueError(f"unknown ppo_preset {preset!r}; choose one of {PPO_PRESETS}")
+
+
+def _ppo_cache_dir(cache_root: str, env_id: str, env_kwargs: dict, seed: int, ppo_steps: int,
+                   preset: str = "cpu") -> str:
     tag = refs.reference_key(env_id, env_kwargs).replace(":", "-").replace("|", "_").replace("=", "-")
-    return os.path.join(cache_root, f"ppo_{tag}_seed{seed}_steps{ppo_steps}")
+    suffix = "" if preset == "cpu" else f"_{preset}"  # 'cpu' keeps the pre-existing cache paths
+    return os.path.join(cache_root, f"ppo_{tag}_seed{seed}_steps{ppo_steps}{suffix}")
 
 
 def _config_json(config) -> dict:
@@ -398,6 +417,10 @@ class BuildSpec:
     ref_episodes: int = 100
     medium_fraction: float = 1 / 3
     random_policy: str = "network"
+    ppo_preset: str = "cpu"
+    """'cpu': :func:`default_ppo_config` (64x64, 64 envs x 32 steps, sized for ~1e5-1e6 env steps
+    on a CPU); 'brax': PureJaxRL's full ``PPOConfig.preset("brax")`` (256x256, 2048 envs x 10
+    steps) with ``total_timesteps = ppo_steps``, for stronger experts (continuous actions only)."""
     env_kwargs: dict = dataclasses.field(default_factory=dict)
     cache_dir: str | None = None  # PPO runs + reference file live here
     command: str | None = None
@@ -407,6 +430,7 @@ class BuildSpec:
             raise ValueError(f"unknown dataset kind {self.kind!r}; choose one of {KINDS}")
         V.positive_ints(self, "size", "ppo_steps", "num_envs", "num_segments", "eval_episodes", "ref_episodes")
         V.choice(self, "random_policy", ("network", "uniform"))
+        V.choice(self, "ppo_preset", PPO_PRESETS)
         V.in_range(self, "medium_fraction", 0.0, 1.0, lo_open=True, hi_open=True)
 
 
@@ -472,9 +496,12 @@ class Builder:
     def ppo_run(self) -> PPORun:
         if self._run is None:
             s = self.spec
-            cache = None if s.cache_dir is None else _ppo_cache_dir(s.cache_dir, s.env_id, s.env_kwargs, s.seed, s.ppo_steps)
+            cache = None if s.cache_dir is None else _ppo_cache_dir(
+                s.cache_dir, s.env_id, s.env_kwargs, s.seed, s.ppo_steps, s.ppo_preset)
+            config = ppo_config_for(s.ppo_preset, self.env, self.env_params, s.ppo_steps)
             self._run = train_ppo(self.env, self.env_params, jax.random.fold_in(self.key, 1), s.ppo_steps,
-                                  s.num_segments, s.eval_episodes, progress=self.progress, cache_dir=cache)
+                                  s.num_segments, s.eval_episodes, progress=self.progress, cache_dir=cache,
+                                  config=config)
         return self._run
 
     def _ckpt(self, index: int) -> str:
@@ -616,3 +643,16 @@ class Builder:
 def build(spec: BuildSpec, progress: Progress = _noop_progress) -> Dataset:
     """Build one dataset kind (see the module docstring)."""
     return Builder(spec, progress).build(spec.kind)
+
+
+class _CallableModule(types.ModuleType):
+    """``rlsuite.data.collect`` names both this module and its :func:`collect` function: the package
+    exports the function lazily, but importing the submodule (``rlsuite.data.random_network_policy``
+    does) rebinds the package attribute ``collect`` to the module.  Calling the module calls the
+    function, so ``rlsuite.data.collect(...)`` works either way."""
+
+    def __call__(self, *args, **kwargs):
+        return collect(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
