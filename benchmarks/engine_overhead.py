@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from typing import Literal
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tyro
+from limits import bare_env_loop as bare_gymnax_fn
+from limits import checksum, compile_fn, time_run
+from limits import random_linear_policy as make_policy
 
 from rlsuite.core import results
 from rlsuite.core.rollout import init_rollout, rollout
@@ -62,31 +63,6 @@ class Args:
     minutes on 2 cores); never writes results/."""
 
 
-# ----------------------------------------------------------------------------- policies
-
-
-def make_policy(env, params):
-    """A fixed random linear policy; categorical for Discrete, tanh-Gaussian in [-1, 1] for Box."""
-    obs_dim = int(np.prod(env.observation_space(params).shape))
-    space = env.action_space(params)
-    discrete = hasattr(space, "n")
-    act_dim = int(space.n) if discrete else int(np.prod(space.shape))
-    w = jax.random.normal(jax.random.PRNGKey(42), (obs_dim, act_dim)) * 0.1
-
-    def policy(w, obs, key):
-        logits = obs.reshape(obs.shape[0], -1) @ w
-        if discrete:
-            return jax.random.categorical(key, logits).astype(jnp.int32), ()
-        noise = 0.3 * jax.random.normal(key, logits.shape)
-        return jnp.clip(jnp.tanh(logits) + noise, -1.0, 1.0), ()
-
-    return policy, w
-
-
-def checksum(tree) -> jax.Array:
-    return sum(jnp.sum(x.astype(jnp.float32)) for x in jax.tree.leaves(tree))
-
-
 # ----------------------------------------------------------------------------- the loops
 
 
@@ -95,28 +71,6 @@ def ours_fn(env, params, policy, num_envs, num_steps):
         carry = init_rollout(env, params, key, num_envs)
         carry, tr = rollout(env, params, policy, w, carry, num_steps)
         return checksum(tr) + checksum(carry.obs) + checksum(carry.ep_return)
-
-    return run
-
-
-def bare_gymnax_fn(env, params, policy, num_envs, num_steps):
-    """PureJaxRL-style: vmap(env.step) with gymnax's built-in auto-reset."""
-
-    def run(w, key):
-        key, k_reset = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), params)
-
-        def step(c, _):
-            obs, state, key = c
-            key, k_act, k_step = jax.random.split(key, 3)
-            action, _ = policy(w, obs, k_act)
-            nobs, state, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(k_step, num_envs), state, action, params
-            )
-            return (nobs, state, key), (obs, action, r, term | trunc)
-
-        (obs, state, key), ys = jax.lax.scan(step, (obs, state, key), None, length=num_steps)
-        return checksum(ys) + checksum(obs)
 
     return run
 
@@ -147,18 +101,6 @@ def bare_brax_fn(name, backend, policy, num_envs, num_steps, episode_length=1000
 
 
 # ----------------------------------------------------------------------------- timing
-
-
-def compile_fn(fn, *args):
-    t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    return compiled, time.perf_counter() - t0
-
-
-def time_run(compiled, *args) -> float:
-    t0 = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
-    return time.perf_counter() - t0
 
 
 def compare(label, fns: dict, w, reps: int, steps: int):

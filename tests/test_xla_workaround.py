@@ -28,3 +28,12 @@ def test_vmapped_training_without_metrics_finishes():
     out = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "finished" in out.stdout
+
+
+def test_an_explicit_scheduler_setting_is_kept():
+    """The benchmarks' opt-out (jaxlib's default scheduler, ``...=true``) must survive ``import rlsuite``."""
+    env = dict(os.environ, XLA_FLAGS="--xla_cpu_enable_concurrency_optimized_scheduler=true")
+    code = "import os, rlsuite; print(os.environ['XLA_FLAGS'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["--xla_cpu_enable_concurrency_optimized_scheduler=true"]

@@ -430,25 +430,39 @@ def orthogonal_combine(g_f, g_b):
 def value_gradient(config: ODiceConfig, v_net: TwinV, v_params, vt_params, batch: OfflineData, hp: ODiceHParams):
     """Gradient of the DICE value objective under ``config.gradient_rule``.
 
-    One forward pass of V on ``[s; s']`` and one of V-bar; the (up to three) gradients are
-    vector-Jacobian products of that pass.  Returns ``(grads, info, delta_pi)``: ``info["loss/v"]``
+    One forward pass of V-bar on ``[s; s']`` and of V on ``s`` and on ``s'``, kept apart so that
+    each gradient is a vector-Jacobian product over the half of the batch its term depends on (the
+    linear and forward terms: ``s``; the backward term: ``s'``) instead of a product over the whole
+    batch with half of the cotangent zero.  ``true_gradient`` (one term through both) uses one
+    pass over ``[s; s']``.  Returns ``(grads, info, delta_pi)``: ``info["loss/v"]``
     is the linear + forward-residual objective (the same quantity for every rule), ``delta_pi[B]``
     the detached policy residual ``r + g(1-done) Vbar(s') - mean_heads V(s)``.
     """
     b = batch.observations.shape[0]
     x = batch.normalize(jnp.concatenate([batch.observations, batch.next_observations]))
-    (v_all, feats), vjp = jax.vjp(lambda p: v_net.apply(p, x), v_params)
     vt_all = jax.lax.stop_gradient(v_net.apply(vt_params, x)[0].min(0))  # [2B]
-    v_s, v_sp = v_all[:, :b], v_all[:, b:]  # [H, B]
     vt_s, vt_sp = vt_all[:b], vt_all[b:]
     disc = hp.gamma * (1.0 - batch.dones)
     kind = config.f_divergence
-    zeros_f = jnp.zeros_like(feats)
 
-    def grad_of(loss_fn):
-        """Gradient w.r.t. v_params of ``loss_fn(v_s, v_sp)`` through the shared forward pass."""
-        ct = jax.grad(lambda v: loss_fn(v[:, :b], v[:, b:]))(v_all)
-        return vjp((ct, zeros_f))[0]
+    def pass_on(obs):
+        """``(values[H, n], vjp, features[H, n, h])`` of V on ``obs``."""
+        return jax.vjp(lambda p: v_net.apply(p, obs), v_params, has_aux=True)
+
+    if config.gradient_rule == "true_gradient":
+        v_all, vjp_all, feats = pass_on(x)
+        v_s, v_sp = v_all[:, :b], v_all[:, b:]  # [H, B]
+        f_s, f_sp = feats[:, :b], feats[:, b:]
+    else:
+        (v_s, vjp_s, f_s), (v_sp, vjp_sp, f_sp) = pass_on(x[:b]), pass_on(x[b:])
+
+    def grad_s(loss_fn):
+        """Gradient w.r.t. v_params of ``loss_fn(v_s, v_sp)`` through ``V(s)`` only."""
+        return vjp_s(jax.grad(lambda v: loss_fn(v, v_sp))(v_s))[0]
+
+    def grad_sp(loss_fn):
+        """Gradient w.r.t. v_params of ``loss_fn(v_s, v_sp)`` through ``V(s')`` only."""
+        return vjp_sp(jax.grad(lambda v: loss_fn(v_s, v))(v_sp))[0]
 
     linear = lambda v_s, v_sp: (1.0 - hp.lam) * v_s.mean()  # noqa: E731
     forward = lambda v_s, v_sp: hp.lam * f_star(batch.rewards + disc * vt_sp - v_s, kind).mean()  # noqa: E731
@@ -457,14 +471,14 @@ def value_gradient(config: ODiceConfig, v_net: TwinV, v_params, vt_params, batch
 
     c = jnp.zeros(())
     if config.gradient_rule == "semi_gradient":
-        grads = grad_of(lambda v, vp: linear(v, vp) + forward(v, vp))
+        grads = grad_s(lambda v, vp: linear(v, vp) + forward(v, vp))
     elif config.gradient_rule == "true_gradient":
-        grads = grad_of(lambda v, vp: linear(v, vp) + true(v, vp))
+        loss_all = lambda v: linear(v[:, :b], v[:, b:]) + true(v[:, :b], v[:, b:])  # noqa: E731
+        grads = vjp_all(jax.grad(loss_all)(v_all))[0]
     else:
-        g_lin, g_f, g_b = grad_of(linear), grad_of(forward), grad_of(backward)
+        g_lin, g_f, g_b = grad_s(linear), grad_s(forward), grad_sp(backward)
         g, c = orthogonal_combine(g_f, g_b)
         grads = jax.tree.map(jnp.add, g_lin, g)
-    f_s, f_sp = feats[:, :b], feats[:, b:]
     cos = (f_s * f_sp).sum(-1) / (jnp.linalg.norm(f_s, axis=-1) * jnp.linalg.norm(f_sp, axis=-1) + 1e-8)
     info = {
         "loss/v": linear(v_s, v_sp) + forward(v_s, v_sp),
