@@ -5,10 +5,13 @@
     rlsuite train nharpg --seeds 4
     rlsuite train odice --env brax:hopper --data DATASET_DIR
     rlsuite train ppo --resume runs/ppo-gymnax_CartPole-v1-...
+    rlsuite train ppo --seeds 64 --devices all       seeds sharded over the local devices
+    rlsuite train ppo --seeds 64 --coordinator HOST:PORT --num-processes 2 --process-id 0   (and 1)
     rlsuite eval RUN_DIR [--episodes 32]
     rlsuite envs
     rlsuite data build|info ...
     rlsuite meta es|lpo|ta-lpo|resume ...             evolution strategies over whole training runs
+    rlsuite reproduce <paper|all> [--scale smoke|cpu|paper]   rerun a paper's scripts, rebuild results tables
 
 ``train`` flags are generated (tyro) from the run options below and the agent's config
 dataclass, so ``rlsuite train ppo --help`` lists every field with its docstring.
@@ -32,6 +35,12 @@ commands:
   envs         list environment ids
   data         build / inspect offline datasets (`rlsuite data --help`)
   meta         evolution strategies over training runs: hparams, learned objectives (`rlsuite meta --help`)
+  reproduce    rerun a paper's experiment scripts, rebuild results/README.md (`rlsuite reproduce --help`)
+
+scale-out options of `train` and `meta` (rlsuite.core.sharding):
+  --devices N|all          local devices the seeds / population are sharded over (default all)
+  --coordinator HOST:PORT --num-processes K --process-id I
+                           join K processes (hosts) with jax.distributed; process 0 writes the files
 """
 
 
@@ -106,8 +115,9 @@ def _parse_env_kwargs(items) -> dict:
 _RESUME_FLAGS = {"--resume": 1, "--no-progress": 0, "--tensorboard": 0, "--keep-checkpoints": 1, "--data": 1, "--expert-data": 1}
 
 
-def _resume(name: str, rest: list[str]) -> int:
-    """``rlsuite train AGENT --resume RUN_DIR``: no flag that would change the run is accepted."""
+def _resume(name: str, rest: list[str], devices: int | None = None) -> int:
+    """``rlsuite train AGENT --resume RUN_DIR``: no flag that would change the run is accepted
+    (the scale-out flags, already taken out of ``rest``, may differ: they do not change results)."""
     opts, refused, i = {}, [], 0
     while i < len(rest):
         flag, _, inline = rest[i].partition("=")
@@ -137,7 +147,8 @@ def _resume(name: str, rest: list[str]) -> int:
     enable_compilation_cache()
     summary = run_training(name, None, None, seeds=None, run_dir=opts["--resume"], segments=None,
                            data=data if isinstance(data, str) else None, progress="--no-progress" not in opts,
-                           resume=True, keep_checkpoints=keep or None, tensorboard="--tensorboard" in opts)
+                           resume=True, keep_checkpoints=keep or None, tensorboard="--tensorboard" in opts,
+                           devices=devices)
     print(open(f"{summary['run_dir']}/results.md").read())
     print(f"run directory: {summary['run_dir']} (learning_curve.png, metrics.jsonl, checkpoints/)")
     return 0
@@ -193,7 +204,9 @@ def _train(argv: list[str]) -> int:
     from rlsuite import agents
 
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: rlsuite train AGENT [flags]   (`rlsuite train AGENT --help` lists the flags)\n\nagents:")
+        from rlsuite.core.sharding import HELP
+
+        print("usage: rlsuite train AGENT [flags]   (`rlsuite train AGENT --help` lists the flags)\n\n" + HELP + "\nagents:")
         print(agents.describe())
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
@@ -209,8 +222,11 @@ def _train(argv: list[str]) -> int:
             return 0
     else:
         _early_checks(rest)
+    from rlsuite.core import sharding
+
+    scale, rest = sharding.parse_flags(rest) if wants_help else sharding.from_argv(rest)
     if any(a == "--resume" or a.startswith("--resume=") for a in rest):
-        return _resume(name, rest)
+        return _resume(name, rest, scale.devices)
     if any(a == "--total-steps" or a.startswith("--total-steps=") for a in rest):  # alias of --total-timesteps
         if "total_timesteps" not in {f.name for f in dataclasses.fields(entry.config_cls)}:
             raise ValueError(f"--total-steps applies to online agents; {name} counts its run otherwise (see --help)")
@@ -286,7 +302,7 @@ def _train(argv: list[str]) -> int:
         name, env, config, seeds=range(run.seed0, run.seed0 + run.seeds),
         run_dir=run.run_dir, segments=run.segments, env_kwargs=env_kwargs, data=data,
         progress=not run.no_progress, hparams=hparams, keep_checkpoints=run.keep_checkpoints or None,
-        tensorboard=run.tensorboard,
+        tensorboard=run.tensorboard, devices=scale.devices,
     )
     print(open(f"{summary['run_dir']}/results.md").read())
     print(f"run directory: {summary['run_dir']} (learning_curve.png, metrics.jsonl, checkpoints/)")
@@ -363,9 +379,17 @@ def _meta(argv: list[str]) -> int:
     return int(meta_main(argv) or 0)
 
 
+def _reproduce(argv: list[str]) -> int:
+    # no jax import: `rlsuite reproduce --help` and --tables-only are instant
+    from rlsuite.reproduce import main as reproduce_main
+
+    return int(reproduce_main(argv) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"agents": _agents, "train": _train, "eval": _eval, "envs": _envs, "data": _data, "meta": _meta}
+    commands = {"agents": _agents, "train": _train, "eval": _eval, "envs": _envs, "data": _data, "meta": _meta,
+                "reproduce": _reproduce}
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2

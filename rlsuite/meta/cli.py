@@ -27,8 +27,14 @@ commands:
   ga        Deep GA (seed chains) on a JAX env: rlsuite meta ga --env gymnax:CartPole-v1
   ga-ns     GA with novelty search: rlsuite meta ga-ns --env maze:hard
   ga-eval   evaluate the exported elite of a GA run: rlsuite meta ga-eval RUN_DIR [--episodes 200]
+  lpg       meta-train an LPG update rule (truncated meta-gradients, random grid worlds); RUN_DIR/rule.msgpack
+  groove    LPG meta-training on a GROOVE curriculum (levels scored by algorithmic regret vs A2C)
+  ta-lpg    evolve a temporally-aware LPG rule with an ES over whole lifetimes
 
 `rlsuite meta COMMAND --help` lists the flags (ES settings, the inner agent's config under --train.).
+es, lpo, ta-lpo and resume also take --devices N|all and --coordinator HOST:PORT --num-processes K
+--process-id I (the population's runs sharded over devices and hosts; `rlsuite train --help`);
+ga and ga-ns take --devices (a new run's population evaluation over this process's devices).
 """
 
 SMOKE_ES = dict(population=4, generations=2, segments=2)
@@ -139,28 +145,34 @@ def _finish(summary) -> int:
     return 0
 
 
-def _resume(run_dir: str, max_segments, progress: bool) -> int:
+def _resume(run_dir: str, max_segments, progress: bool, devices=None) -> int:
+    from rlsuite.meta import lpg_meta
     from rlsuite.meta.es import resume_run
 
-    return _finish(resume_run(run_dir, max_segments=max_segments, progress=progress))
+    if lpg_meta.is_run(run_dir):  # an LPG / GROOVE / TA-LPG run (rlsuite meta lpg|groove|ta-lpg)
+        return lpg_meta.cli_resume(run_dir, max_segments, progress)
+
+    return _finish(resume_run(run_dir, max_segments=max_segments, progress=progress, devices=devices))
 
 
 def _es(argv: list[str]) -> int:
     from rlsuite.cli import _parse_hparams
+    from rlsuite.core import sharding
     from rlsuite.meta.es import tune_hparams
     from rlsuite.train import enable_compilation_cache
 
+    scale, argv = sharding.from_argv(argv)
     agent = _flag(argv, "--agent") or "ppo"
     run, es, cfg = _parse(TuneArgs, agent, argv, "rlsuite meta es",
                           "Evolve an agent's scalar hyper-parameters with an ES; fitness = final evaluation "
                           "of a full training run, averaged over --seeds seeds.")
     enable_compilation_cache()
     if run.resume:
-        return _resume(run.resume, run.max_segments, not run.no_progress)
+        return _resume(run.resume, run.max_segments, not run.no_progress, scale.devices)
     evolve = [n.strip() for item in run.evolve for n in item.split(",") if n.strip()]
     return _finish(tune_hparams(
         agent, run.env, evolve, list(run.bounds), es, cfg, _parse_hparams(run.hparam), run.mapping,
-        run.run_dir, max_segments=run.max_segments, progress=not run.no_progress,
+        run.run_dir, max_segments=run.max_segments, progress=not run.no_progress, devices=scale.devices,
     ))
 
 
@@ -169,9 +181,11 @@ def _field(name: str):
 
     def cmd(argv: list[str]) -> int:
         from rlsuite.cli import _parse_hparams
+        from rlsuite.core import sharding
         from rlsuite.meta.es import evolve_hparam_field
         from rlsuite.train import enable_compilation_cache
 
+        scale, argv = sharding.from_argv(argv)
         try:
             import rlsuite.agents.lpo  # noqa: F401  (lazily: the learned-objective agents)
         except ImportError as e:
@@ -181,10 +195,10 @@ def _field(name: str):
                               "training run; the mean is saved to RUN_DIR/objective.msgpack at every checkpoint.")
         enable_compilation_cache()
         if run.resume:
-            return _resume(run.resume, run.max_segments, not run.no_progress)
+            return _resume(run.resume, run.max_segments, not run.no_progress, scale.devices)
         return _finish(evolve_hparam_field(
             agent, run.env, field, es, cfg, _parse_hparams(run.hparam), run.init, run.run_dir,
-            max_segments=run.max_segments, progress=not run.no_progress,
+            max_segments=run.max_segments, progress=not run.no_progress, devices=scale.devices,
         ))
 
     return cmd
@@ -193,15 +207,17 @@ def _field(name: str):
 def _resume_cmd(argv: list[str]) -> int:
     import argparse
 
+    from rlsuite.core import sharding
     from rlsuite.train import enable_compilation_cache
 
+    scale, argv = sharding.from_argv(argv)
     p = argparse.ArgumentParser(prog="rlsuite meta resume", description="Continue a meta run from its last checkpoint.")
     p.add_argument("run_dir")
     p.add_argument("--max-segments", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     enable_compilation_cache()
-    return _resume(a.run_dir, a.max_segments, not a.no_progress)
+    return _resume(a.run_dir, a.max_segments, not a.no_progress, scale.devices)
 
 
 @dataclasses.dataclass
@@ -255,6 +271,12 @@ def _ga_cmd(novelty: bool):
         from rlsuite.train import enable_compilation_cache
 
         name = "ga-ns" if novelty else "ga"
+        from rlsuite.core import sharding
+
+        scale, argv = sharding.parse_flags(argv)
+        if scale.distributed:
+            raise ValueError(f"`rlsuite meta {name}` shards its population over this process's devices only "
+                             "(--devices); --coordinator / several processes are not supported for the GA")
         base = deep_ga.GAConfig(novelty=novelty, **(SMOKE_GA if "--smoke" in argv else {}))
         if novelty and "--smoke" not in argv:
             base = dataclasses.replace(base, population=200, truncation=20, sigma=0.1, generations=100,
@@ -274,7 +296,8 @@ def _ga_cmd(novelty: bool):
         else:
             run_dir = run.run_dir or os.path.join("runs", f"{name}-{run.env.replace(':', '_').replace('/', '_')}-"
                                                              f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
-            summary = deep_ga.run(run.env, cfg, run_dir, env_kwargs=_env_kwargs(run.env_kwarg), **kw)
+            summary = deep_ga.run(run.env, cfg, run_dir, env_kwargs=_env_kwargs(run.env_kwarg), devices=scale.devices,
+                                  **kw)
         return _finish(summary)
 
     return cmd
@@ -295,9 +318,19 @@ def _ga_eval(argv: list[str]) -> int:
     return 0
 
 
+def _lpg_cmd(name: str):
+    def cmd(argv: list[str]) -> int:
+        from rlsuite.meta import lpg_meta
+
+        return lpg_meta.cli_main(name, argv)
+
+    return cmd
+
+
 def main(argv: list[str]) -> int:
     commands = {"es": _es, "resume": _resume_cmd, **{n: _field(n) for n in FIELD_AGENTS},
-                "ga": _ga_cmd(False), "ga-ns": _ga_cmd(True), "ga-eval": _ga_eval}
+                "ga": _ga_cmd(False), "ga-ns": _ga_cmd(True), "ga-eval": _ga_eval,
+                **{n: _lpg_cmd(n) for n in ("lpg", "groove", "ta-lpg")}}
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
