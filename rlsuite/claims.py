@@ -139,6 +139,9 @@ _BPG = "bayesian_pg/gradient_accuracy.md"
 _ODICE_SETS = (("offline_pendulum.md", "pendulum-medium"), ("offline_pendulum.md", "pendulum-medium-replay"),
                ("offline_brax.md", "hopper-medium"), ("offline_brax_walker2d.md", "walker2d-medium"),
                ("offline_brax_halfcheetah.md", "halfcheetah-medium"))
+_GA_ENVS = ("spaceinvaders_minatar", "inverted_double_pendulum")
+_GBRL_CLAIMS = "gbrl/claims.md"
+_GROOVE = "meta_discovery/groove/summary_heldout_throughput.md"
 _LPO = "meta_discovery/lpo/"
 _HG = _LPO + "horizon_generalization.md"
 
@@ -278,6 +281,15 @@ PAPERS: tuple[Paper, ...] = (
                   "re-evaluated)",
                   (diff("gap reduction", C("deep_ga/elite_reeval.md", "mean |gap|", elite_choice="one-episode"),
                         C("deep_ga/elite_reeval.md", "mean |gap|", elite_choice="reeval")),), Rule(">", 0.0)),
+            Claim("GA beats random search (T = 0) at equal env frames (mean test return, GA / RS)",
+                  tuple(ratio(e, C(f"deep_ga/compare_{e}.md", "mean test return", method="GA"),
+                              C(f"deep_ga/compare_{e}.md", "mean test return", method="RS")) for e in _GA_ENVS),
+                  Rule(">=", 1.0)),
+            Claim("GA is competitive with gradient-based RL at equal env frames (GA / PPO mean test return; "
+                  "the paper: Atari at 1B frames)",
+                  tuple(ratio(e, C(f"deep_ga/compare_{e}.md", "mean test return", method="GA"),
+                              C(f"deep_ga/compare_{e}.md", "mean test return", method="PPO")) for e in _GA_ENVS),
+                  Rule(">=", 0.9, partly=0.5), scale="paper"),
         ),
     ),
     Paper(
@@ -289,10 +301,38 @@ PAPERS: tuple[Paper, ...] = (
                   (ratio("GBT-PPO / PPO", C("gbrl/summary.md", "final eval (mean ± 95% CI)", env="cartpole", agent="gbrl-ppo"),
                          C("gbrl/summary.md", "final eval (mean ± 95% CI)", env="cartpole", agent="ppo")),),
                   Rule(">=", 0.95, partly=0.8)),
+            Claim("GBT actor-critics beat NN-PPO on categorical / structured observations "
+                  "(MiniGrid-like objgrid:goto; P(GBT > NN) over 5 seeds each)",
+                  tuple(one(a, C(_GBRL_CLAIMS, "P(GBT > NN) [95% CI]", env="objgrid", GBT_agent=a))
+                        for a in ("gbrl-ppo", "gbrl-a2c")),
+                  Rule(">", 0.5)),
+            Claim("Our jitted tree fitter is >= 2x faster than NVlabs gbrl (100 depth-4 oblivious trees, "
+                  "10000 x 8, this CPU; gbrl time / ours)",
+                  (one("gbrl fit / ours", C("benchmarks/gbrl_vs_peers.md", "peer s / ours s", library="gbrl-fit")),),
+                  Rule(">=", 2.0)),
         ),
     ),
-    Paper("groove", "Jackson et al., 2023: GROOVE (being built)", "experiments/meta_discovery/groove",
-          "meta_discovery/groove"),
+    Paper(
+        "groove", "Oh et al., 2020 (LPG) and Jackson et al., 2023 (GROOVE)", "experiments/meta_discovery/groove",
+        "meta_discovery/groove",
+        readme_tables=(Embed((_GROOVE,), ("levels", "rule", "n levels", "A2C-normalised", "CI lo", "CI hi",
+                                          "frac below 75% A2C")),),
+        claims=(
+            Claim("A meta-learned LPG rule trains agents on held-out grid worlds better than the randomly "
+                  "initialised meta-network (A2C-normalised return, learned - random)",
+                  tuple(diff(f"{r}, all held-out", C(_GROOVE, "A2C-normalised", levels="all", rule=r),
+                             C(_GROOVE, "A2C-normalised", levels="all", rule="random-init"))
+                        for r in ("lpg", "groove")),
+                  Rule(">=", 0.2, partly=0.0)),
+            Claim("GROOVE's rule generalises at least as well as LPG's at equal meta-training compute "
+                  "(fraction of held-out levels below 75% of A2C, LPG - GROOVE; normalised return, GROOVE - LPG)",
+                  (diff("below-75% fraction, all", C(_GROOVE, "frac below 75% A2C", levels="all", rule="lpg"),
+                        C(_GROOVE, "frac below 75% A2C", levels="all", rule="groove")),
+                   diff("normalised return, random levels", C(_GROOVE, "A2C-normalised", levels="random", rule="groove"),
+                        C(_GROOVE, "A2C-normalised", levels="random", rule="lpg"))),
+                  Rule(">=", 0.0), scale="paper"),
+        ),
+    ),
     Paper(
         "benchmarks", "Throughput and overhead targets", "benchmarks", "benchmarks",
         readme_tables=(
@@ -323,6 +363,15 @@ PAPERS: tuple[Paper, ...] = (
                                             method="N-HARPG (N_B=1, paper)")),
                    one("N_B = N = 25", C("benchmarks/pg_hvp_overhead.md", "ratio to Vanilla-PG",
                                          method="N-HARPG (N_B=N=25)"))), Rule("<=", 3.0)),
+            Claim("Sharding the runs over 8 virtual CPU devices costs <= 1.1x the unsharded wall time "
+                  "(8 devices / 1 device)",
+                  tuple(one(w, C("benchmarks/scaling.md", "vs 1 device", workload=w, devices=8))
+                        for w in ("runner: 32 PPO runs", "meta: 8 PPO runs (1 ES generation)")),
+                  Rule("<=", 1.1)),
+            Claim("`--help` and refused inputs answer in under a second (median wall time of the process)",
+                  tuple(one(w, C("benchmarks/cli_latency.md", "median (s)", invocation=w))
+                        for w in ("rlsuite train ppo --help (help cache empty)", "rlsuite train ppo --num-envs 0")),
+                  Rule("<", 1.0)),
         ),
     ),
 )

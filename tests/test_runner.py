@@ -31,9 +31,10 @@ NAMES = agents.names()
 # Registry variants that share a module with an agent of the fast tier (same init / segment /
 # evaluate code, another config value) run in the slow tier, which CI leaves out; their own test
 # files cover what differs.  `make test-slow` runs them all.  ``lpg`` is there too (its GRU
-# meta-network costs ~30 s of CPU over these tests); tests/test_lpg.py trains it through the
-# protocol in the fast tier.
-_VARIANTS_SLOW = {"npg-igt", "harpg", "dpo", "ta-lpo", "gbrl-a2c", "gbrl-awr", "lpg"}
+# meta-network costs ~30 s of CPU over these tests; tests/test_lpg.py trains it through the protocol
+# in the fast tier), and ``odice`` (~35 s; bc and iql keep the offline path through the runner fast,
+# and tests/test_odice.py checks O-DICE's vmap and prepared-data equivalences).
+_VARIANTS_SLOW = {"npg-igt", "harpg", "dpo", "ta-lpo", "gbrl-a2c", "gbrl-awr", "lpg", "odice"}
 CASES = [pytest.param(n, marks=pytest.mark.slow) if n in _VARIANTS_SLOW else n for n in NAMES]
 _DATA_CACHE: dict = {}
 
@@ -158,7 +159,10 @@ def _cli(args, env=None):
                             stderr=subprocess.STDOUT, env=env, text=True)
 
 
-@pytest.mark.parametrize("name", ["ppo", "reinforce", "bc"])
+# ppo in the fast tier; the kill / resume path is the runner's, the same for every agent (the others
+# resume through the runner in test_every_agent_trains_resumes_and_reports_through_the_runner).
+@pytest.mark.parametrize("name", ["ppo", pytest.param("reinforce", marks=pytest.mark.slow),
+                                  pytest.param("bc", marks=pytest.mark.slow)])
 def test_sigkill_after_first_checkpoint_then_resume_is_identical(name, tmp_path):
     entry, env_id, config, data = smoke_setup(name)
     flags = []

@@ -18,7 +18,8 @@ Phases (``--phases``, in this order; later ones read the rules the first wrote):
   lifetimes on the unseen random levels.
 
     python experiments/meta_discovery/groove/run.py                 # CPU scale (~15-20 min, shared 2-core CPU)
-    python experiments/meta_discovery/groove/run.py --smoke         # tiny, writes to /tmp
+    python experiments/meta_discovery/groove/run.py --smoke         # tiny, writes to /tmp (meta heldout throughput)
+    python experiments/meta_discovery/groove/run.py --smoke --phases meta heldout minatar throughput ta  # all (~3.5 min)
     python experiments/meta_discovery/groove/run.py --scale paper   # the sheet's sizes (accelerator-days)
 
 Writes ``results/meta_discovery/groove/``: ``heldout.csv`` (per rule, level, seed), ``minatar.csv``,
@@ -33,7 +34,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Literal
+from typing import Literal, Optional
 
 import jax
 import numpy as np
@@ -55,8 +56,10 @@ class Args:
     """cpu (minutes on a shared 2-core CPU) or paper (the sheet's sizes)."""
     smoke: bool = False
     """Tiny sizes, < 60 s after compilation; writes to /tmp/rlsuite-smoke, never results/."""
-    phases: tuple[str, ...] = PHASES
-    """Which phases to run (meta heldout minatar throughput ta)."""
+    phases: Optional[tuple[str, ...]] = None
+    """Which phases to run (meta heldout minatar throughput ta); default all, but with ``--smoke``
+    only meta heldout throughput: the CI smoke tier has a minute per script, and the MinAtar and
+    TA-LPG phases compile programs of their own (~2.5 min more); name them to smoke-test them too."""
     seed: int = 0
     """Meta-training seed."""
 
@@ -203,6 +206,8 @@ def phase_ta(args: Args, sc: C.Scale, out: str, runs: str, prov: dict) -> list:
 
 
 def main(args: Args) -> None:
+    if args.phases is None:
+        args = dataclasses.replace(args, phases=("meta", "heldout", "throughput") if args.smoke else PHASES)
     bad = sorted(set(args.phases) - set(PHASES))
     if bad:
         raise ValueError(f"--phases {bad} unknown; choose from {PHASES}")
