@@ -426,17 +426,12 @@ def _run_training(agent, env_id, config, seeds, run_dir, segments, env_kwargs, d
         if writes:
             writer.truncate_after("update", step)
     else:
-        if checkpoint.latest_step(run_dir) is not None:
-            raise ValueError(f"run directory {run_dir!r} already has checkpoints; use --resume or a new directory")
-        os.makedirs(run_dir, exist_ok=True)
         meta = {
             "agent": run.name, "env_id": run.env_id, "env_kwargs": dict(env_kwargs or {}), "seeds": run.seeds,
             "segments": int(segments), "config": config_to_json(run.config), "hparams": dict(hparams or {}),
-            "data": _data_ref(data), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "data": _data_ref(data),
         }
-        if writes:
-            with open(os.path.join(run_dir, "config.json"), "w") as f:
-                json.dump(meta, f, indent=2)
+        checkpoint.start_run(run_dir, meta if writes else None, hint="use --resume")
         state, step, done = runs.rows(rlsuite_init(run.keys, run.hparams)), 0, 0
         ev = evaluate(state, 0)
         bad = _non_finite(ev, run.seeds)

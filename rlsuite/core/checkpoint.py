@@ -73,6 +73,24 @@ def latest_step(run_dir: str) -> int | None:
     return steps[-1] if steps else None
 
 
+def start_run(run_dir: str, record: dict | None, metrics_path: str | None = None,
+              hint: str = "resume it") -> None:
+    """Begin a new run in ``run_dir`` (the runner and every meta runner): refuse a directory that
+    already has checkpoints, create it, drop a stale metrics file and write ``config.json``
+    (``record`` plus its creation time; ``None``: write nothing, as on processes other than 0)."""
+    import datetime as _dt
+
+    if latest_step(run_dir) is not None:
+        raise ValueError(f"run directory {run_dir!r} already has checkpoints; {hint} or use a new directory")
+    os.makedirs(run_dir, exist_ok=True)
+    if record is None:
+        return
+    if metrics_path is not None and os.path.exists(metrics_path):
+        os.remove(metrics_path)
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump({**record, "created": _dt.datetime.now(_dt.timezone.utc).isoformat()}, f, indent=2)
+
+
 def _is_key(x) -> bool:
     return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 

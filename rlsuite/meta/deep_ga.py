@@ -570,14 +570,7 @@ def run_ga(
         writer.truncate_after("generation", gen)
         frames = sum(int(r["frames"]) for r in writer.read())
     else:
-        if checkpoint.latest_step(run_dir) is not None:
-            raise ValueError(f"run directory {run_dir!r} already has checkpoints; resume it or use a new directory")
-        os.makedirs(run_dir, exist_ok=True)
-        if os.path.exists(writer.path):
-            os.remove(writer.path)
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump({**run_info, "ga": dataclasses.asdict(c),
-                       "created": _dt.datetime.now(_dt.timezone.utc).isoformat()}, f, indent=2)
+        checkpoint.start_run(run_dir, {**run_info, "ga": dataclasses.asdict(c)}, writer.path)
         state, gen, done, frames = jax.jit(ga.init)(), 0, 0, 0
     seg_fn = jit_per_length(ga.segment)
     last = len(bounds) if max_segments is None else min(len(bounds), done + int(max_segments))

@@ -426,15 +426,8 @@ def run_es(
         if writes:
             writer.truncate_after("generation", gen)
     else:
-        if checkpoint.latest_step(run_dir) is not None:
-            raise ValueError(f"run directory {run_dir!r} already has checkpoints; resume it or use a new directory")
-        os.makedirs(run_dir, exist_ok=True)
-        if writes:
-            if os.path.exists(writer.path):
-                os.remove(writer.path)
-            with open(os.path.join(run_dir, "config.json"), "w") as f:
-                json.dump({**dict(run_info or {}), "es": dataclasses.asdict(config),
-                           "created": _dt.datetime.now(_dt.timezone.utc).isoformat()}, f, indent=2)
+        checkpoint.start_run(run_dir, {**dict(run_info or {}), "es": dataclasses.asdict(config)} if writes else None,
+                             writer.path)
         state, gen, done = init_fn(key0, init_params), 0, 0
 
     seg_fn = jit_per_length(es.segment)

@@ -435,14 +435,7 @@ def run(agent_cfg: lpg.LPGConfig, cfg: MetaConfig, run_dir: str, *, resume: bool
         writer.truncate_after("meta_step", done_steps)
         first = bounds.index(done_steps) + 1
     else:
-        if checkpoint.latest_step(run_dir) is not None:
-            raise ValueError(f"run directory {run_dir!r} already has checkpoints; resume it or use a new directory")
-        os.makedirs(run_dir, exist_ok=True)
-        if os.path.exists(writer.path):
-            os.remove(writer.path)
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump({**_config_record(title, agent_cfg, cfg),
-                       "created": _dt.datetime.now(_dt.timezone.utc).isoformat()}, f, indent=2)
+        checkpoint.start_run(run_dir, _config_record(title, agent_cfg, cfg), writer.path)
         state, done_steps, first = init_fn(key0), 0, 0
     rule_path = os.path.join(run_dir, "rule.msgpack")
     last = len(bounds) if max_segments is None else min(len(bounds), first + max_segments)
