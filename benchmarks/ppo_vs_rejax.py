@@ -63,6 +63,8 @@ class Args:
     """Alternate the workers this many times; medians (and medians of the per-repeat ratios) are reported."""
     noflag: bool = True
     """Also time rlsuite without its scheduler workaround flag (the jaxlib default scheduler)."""
+    one_thread: bool = True
+    """Also time rlsuite and rejax on one CPU-runtime thread (``--cpu-threads 1``, ``PJRT_NPROC=1``)."""
     eval_episodes: int = 128
     """Fresh episodes per seed of the final (stochastic-policy) return."""
     timeout: float = 600.0
@@ -78,7 +80,7 @@ class Args:
     """Internal: run one rlsuite timing worker for this JSON spec and print one JSON line."""
 
 
-SMOKE = dict(seeds=(1,), total_timesteps=2048, eval_episodes=8, repeats=1, noflag=False)
+SMOKE = dict(seeds=(1,), total_timesteps=2048, eval_episodes=8, repeats=1, noflag=False, one_thread=False)
 SMOKE_CONFIG = dict(num_envs=4, num_steps=32, hidden=[16])
 
 
@@ -90,14 +92,19 @@ def run_worker(lib: str, seeds: int, hp: dict, args: Args) -> dict:
 
     ``rlsuite`` runs on its own defaults (it sets the scheduler workaround flag on import),
     ``rlsuite-noflag`` with the concurrency-optimised scheduler explicitly on (jaxlib's default,
-    i.e. without the workaround), ``rejax`` on its own defaults (no rlsuite flag in its env)."""
+    i.e. without the workaround), ``rejax`` on its own defaults (no rlsuite flag in its env);
+    ``-1thread``: the same with ``PJRT_NPROC=1`` (jaxlib's CPU runtime on one thread)."""
     if lib.startswith("rlsuite"):
         cmd = [sys.executable, os.path.join(HERE, "ppo_vs_rejax.py"), "--worker", json.dumps(dict(seeds=seeds, hp=hp))]
     else:
         cmd = [os.path.join(args.venv, "bin", "python"), os.path.join(HERE, "_rejax_ppo.py"), "--seeds", str(seeds),
                "--hparams", json.dumps(hp)]
+    env = clean_env("on" if lib == "rlsuite-noflag" else "default")
+    env.pop("PJRT_NPROC", None)
+    if lib.endswith("-1thread"):
+        env["PJRT_NPROC"] = "1"
     try:
-        res = run_json(cmd, clean_env("on" if lib == "rlsuite-noflag" else "default"), timeout=args.timeout)
+        res = run_json(cmd, env, timeout=args.timeout)
     except subprocess.TimeoutExpired:
         print(f"{lib:15s} seeds={seeds:2d}  HUNG (killed after {args.timeout:.0f} s)", flush=True)
         return dict(lib=lib, hung=True)
@@ -135,7 +142,8 @@ def main(args: Args):
     if not args.seeds or min(args.seeds) < 1:
         raise ValueError(f"--seeds must be positive seed counts, got {args.seeds}")
     skip = peer_status(args)
-    libs = ("rlsuite",) + (("rlsuite-noflag",) if args.noflag else ()) + (() if skip else ("rejax",))
+    libs = (("rlsuite",) + (("rlsuite-noflag",) if args.noflag else ()) + (("rlsuite-1thread",) if args.one_thread else ())
+            + (() if skip else ("rejax",) + (("rejax-1thread",) if args.one_thread else ())))
     if skip:
         print(f"rejax: SKIPPED ({skip}); timing rlsuite only", flush=True)
     hp = ppo_hparams(args.total_timesteps, eval_episodes=args.eval_episodes, **overrides)
@@ -168,7 +176,7 @@ def _field(res: list[dict], k: str) -> list[float]:
 def write_tables(args: Args, hp: dict, got: dict, libs, lim: dict, load0: float = float("nan")) -> None:
     from rlsuite.core import results  # only now: every worker has run
 
-    rows, ratio_rows, noflag_rows = [], [], []
+    rows, ratio_rows, noflag_rows, thread_rows = [], [], [], []
     for seeds in args.seeds:
         for lib in libs:
             res = got[(lib, seeds)]
@@ -185,6 +193,10 @@ def write_tables(args: Args, hp: dict, got: dict, libs, lim: dict, load0: float 
         ratio_rows.append([seeds, pr("rlsuite", "rejax", "run_s"), pr("rlsuite", "rejax", "first_total_s"),
                            pr("rlsuite", "rejax", "process_wall_s"), pr("rlsuite", "rejax", "compile_s")])
         print(f"seeds={seeds:2d}  ours/rejax  run {ratio_rows[-1][1]:.3f}  compile+run {ratio_rows[-1][2]:.3f}")
+        for a, b in (("rlsuite-1thread", "rejax"), ("rlsuite-1thread", "rejax-1thread")):
+            if a in libs and b in libs:
+                thread_rows.append([f"{a} / {b}", seeds, pr(a, b, "run_s"), pr(a, b, "first_total_s"),
+                                    pr(a, b, "process_wall_s")])
         if "rlsuite-noflag" in libs:
             noflag_rows.append([seeds, pr("rlsuite-noflag", "rejax", "run_s"),
                                 pr("rlsuite-noflag", "rejax", "first_total_s"), pr("rlsuite", "rlsuite-noflag", "run_s")])
@@ -205,13 +217,18 @@ def write_tables(args: Args, hp: dict, got: dict, libs, lim: dict, load0: float 
     if noflag_rows:
         ratios += "\n\nWithout the scheduler workaround (`rlsuite-noflag`):\n\n" + results.markdown_table(
             ["seeds", "noflag / rejax run", "noflag / rejax compile+run", "flag cost (rlsuite / noflag run)"], noflag_rows)
+    if thread_rows:
+        ratios += ("\n\nOne CPU-runtime thread (`rlsuite train ... --cpu-threads 1`, i.e. `PJRT_NPROC=1`; "
+                   "rejax-1thread: rejax given the same setting):\n\n") + results.markdown_table(
+            ["ratio", "seeds", "run", "compile+run", "process"], thread_rows)
     body = "\n".join([
         "PPO CartPole-v1, same hyper-parameters (PureJaxRL's), every worker in its own clean process "
         "(no compilation cache; `XLA_FLAGS` stripped of rlsuite's scheduler flag, so rejax runs on its own "
         "defaults; the driver imports rlsuite only after all workers), timed identically: AOT compile, then the "
         "compiled `train` (vmapped over seeds); `run` = without compile, `compile+run` = with compile, "
         "`process` = whole subprocess incl. imports; medians over the repeats. `rlsuite` = our defaults "
-        "(the scheduler workaround flag on), `rlsuite-noflag` = jaxlib's default scheduler. "
+        "(the scheduler workaround flag on), `rlsuite-noflag` = jaxlib's default scheduler, `-1thread` = "
+        "`PJRT_NPROC=1` (one CPU-runtime thread). "
         "Floor = bare env loop (same number of vmapped envs) + actor/critic matmul FLOPs at the 64x64 matmul "
         "limit (benchmarks/limits.py, same run). Final return: stochastic policy, "
         f"{hp['eval_episodes']} fresh episodes per seed.",
@@ -226,7 +243,7 @@ def write_tables(args: Args, hp: dict, got: dict, libs, lim: dict, load0: float 
         "",
         "Differences rejax cannot express: no learning-rate annealing in rejax (ours anneals, as "
         "PureJaxRL), separate actor/critic optimisers in rejax; rlsuite bootstraps time-outs. "
-        "The machine (2 cores) was shared with other engineers' jobs during the run.",
+        "Load average at the start and end of the run is in the header.",
     ])
     results.write_markdown(os.path.join(args.out, "ppo_vs_rejax.md"), "PPO: rlsuite vs rejax", body, meta)
     print("wrote", os.path.normpath(os.path.join(args.out, "ppo_vs_rejax.md")))

@@ -41,6 +41,7 @@ scale-out options of `train` and `meta` (rlsuite.core.sharding):
   --devices N|all          local devices the seeds / population are sharded over (default all)
   --coordinator HOST:PORT --num-processes K --process-id I
                            join K processes (hosts) with jax.distributed; process 0 writes the files
+  --cpu-threads N          threads of the CPU runtime (default: one per core; 1 is faster for small nets)
 """
 
 

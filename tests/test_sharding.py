@@ -62,11 +62,43 @@ def test_flags_are_taken_out_of_argv_and_checked():
     (["--coordinator", "localhost", "--num-processes", "2", "--process-id", "0"], "must be HOST:PORT"),
     (["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], "--process-id must be in [0, 1]"),
     (["--coordinator", "h:1", "--num-processes", "0", "--process-id", "0"], "--num-processes must be a positive"),
+    (["--cpu-threads", "0"], "--cpu-threads must be a positive integer, got '0'"),
+    (["--cpu-threads", "1.5"], "--cpu-threads must be a positive integer, got '1.5'"),
 ])
 def test_bad_flags_fail_with_one_clear_message(argv, message):
     with pytest.raises(ValueError) as e:
         sharding.parse_flags(argv, environ={})
     assert message in str(e.value)
+
+
+def test_cpu_threads_sets_the_runtime_thread_count_before_the_backend_starts():
+    """``--cpu-threads N`` is taken out of argv and the CPU runtime then runs N worker threads
+    (counted by name in /proc); after the backend started, another count is refused clearly."""
+    code = """
+        import collections, json, os
+        from rlsuite.core import sharding
+        scale, rest = sharding.from_argv(["ppo", "--cpu-threads", "1", "--seeds", "2"])
+        import jax
+        jax.numpy.ones(3).sum().block_until_ready()
+        names = collections.Counter(open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task"))
+        try:
+            sharding.set_cpu_threads(2)
+            refused = ""
+        except RuntimeError as e:
+            refused = str(e)
+        print("RESULT " + json.dumps(dict(rest=rest, threads=scale.cpu_threads, eigen=names["tf_XLAEigen"],
+                                          refused=refused)))
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
+    e = dict(env, JAX_PLATFORMS="cpu")
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=e, capture_output=True,
+                       text=True, timeout=120)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert p.returncode == 0 and lines, p.stderr[-2000:]
+    r = json.loads(lines[-1][len("RESULT "):])
+    assert r["rest"] == ["ppo", "--seeds", "2"] and r["threads"] == 1
+    assert r["eigen"] == 1
+    assert "--cpu-threads 2: JAX's backend has already started" in r["refused"]
 
 
 def test_too_many_devices_and_padding():

@@ -100,7 +100,7 @@ def make_optimizer(hp, lr_schedule: Callable[[jax.Array], jax.Array], kind: str 
         opt = optax.rmsprop(lr_schedule, decay=0.99, eps=1e-5)
     else:
         raise ValueError(f"unknown optimizer {kind!r}; choose adam or rmsprop")
-    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), opt)
+    return optax.flatten(optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), opt))
 
 
 def init_state(config, env, env_params, net, optimizer, key) -> ACState:

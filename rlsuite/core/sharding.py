@@ -61,6 +61,8 @@ class Scale:
     process_id: int | None = None
     auto: bool = False
     """``jax.distributed.initialize()`` with cluster auto-detection (Slurm, Open MPI, TPU)."""
+    cpu_threads: int | None = None
+    """Threads of jaxlib's CPU runtime (``None``: one per core); see :func:`set_cpu_threads`."""
 
     @property
     def distributed(self) -> bool:
@@ -93,9 +95,15 @@ def check_devices(value: Any) -> int | None:
 
 
 def make_scale(devices: Any = None, coordinator: str | None = None, num_processes: Any = None,
-               process_id: Any = None, environ: dict | None = None) -> Scale:
+               process_id: Any = None, cpu_threads: Any = None, environ: dict | None = None) -> Scale:
     """A validated :class:`Scale`; missing multi-process values come from ``JAX_COORDINATOR_ADDRESS``,
     ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID`` (``RLSUITE_DISTRIBUTED=auto``: cluster auto-detection)."""
+    threads = None if cpu_threads is None else _int("--cpu-threads", cpu_threads, 1)
+    return dataclasses.replace(_make_scale(devices, coordinator, num_processes, process_id, environ),
+                               cpu_threads=threads)
+
+
+def _make_scale(devices, coordinator, num_processes, process_id, environ) -> Scale:
     env = os.environ if environ is None else environ
     coordinator = coordinator if coordinator is not None else env.get("JAX_COORDINATOR_ADDRESS")
     num_processes = num_processes if num_processes is not None else env.get("JAX_NUM_PROCESSES")
@@ -119,7 +127,7 @@ def make_scale(devices: Any = None, coordinator: str | None = None, num_processe
 
 
 _FLAGS = {"--devices": "devices", "--coordinator": "coordinator", "--num-processes": "num_processes",
-          "--process-id": "process_id"}
+          "--process-id": "process_id", "--cpu-threads": "cpu_threads"}
 
 
 def parse_flags(argv: Sequence[str], environ: dict | None = None) -> tuple[Scale, list[str]]:
@@ -154,15 +162,39 @@ HELP = """scale-out options (any `rlsuite train` / `rlsuite meta` command):
   --devices N|all          local devices the run axis (seeds / population) is sharded over (default all)
   --coordinator HOST:PORT  process 0's address; with --num-processes K --process-id I joins K processes
                            (jax.distributed; or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID)
+  --cpu-threads N          threads of the CPU runtime (default one per core; 1 is faster for small networks,
+                           e.g. PPO on CartPole: see README "Performance")
 """
 
 
 # ----------------------------------------------------------------------------- runtime
 
 
+def set_cpu_threads(n: int) -> None:
+    """Run jaxlib's CPU runtime on ``n`` threads (it reads ``PJRT_NPROC`` when its CPU backend
+    starts, so call this before the first JAX computation; one clear error after it).
+
+    The default is one thread per core.  Programs made of many small ops (PPO / A2C with 64-unit
+    networks: per-op cost, not FLOPs) run faster on one thread, since every op handed between
+    threads costs a wake-up: PPO CartPole-v1 500k steps took 0.87x the time at 1 seed and 0.82x at
+    16 vmapped seeds with ``n=1`` on a 2-core machine, while 256x256 matmuls ran 0.85x as fast
+    (``results/benchmarks/ppo_vs_rejax.md``, ``limits.md``).  With one thread the jaxlib scheduler
+    deadlock that ``import rlsuite`` works around cannot occur."""
+    n = _int("--cpu-threads", n, 1)
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized() and os.environ.get("PJRT_NPROC") != str(n):
+        raise RuntimeError(f"--cpu-threads {n}: JAX's backend has already started; set it before the "
+                           f"first JAX computation (or export PJRT_NPROC={n})")
+    os.environ["PJRT_NPROC"] = str(n)
+
+
 def initialize(scale: Scale, timeout_s: int = 300) -> None:
     """``jax.distributed.initialize`` for a multi-process ``scale`` (before any computation); a no-op
-    for one process or when already initialised.  On CPU, cross-process collectives use gloo."""
+    for one process or when already initialised.  On CPU, cross-process collectives use gloo.
+    ``scale.cpu_threads`` is applied first (:func:`set_cpu_threads`)."""
+    if scale.cpu_threads is not None:
+        set_cpu_threads(scale.cpu_threads)
     if not scale.distributed:
         return
     import jax
