@@ -208,8 +208,9 @@ def main(args: Args) -> None:
         "vector-Jacobian products each over the half of the batch its term depends on (linear and forward: s; "
         "backward: s'), plus one dot product over the flattened parameters.  The policy (2x1024) dominates the cost.\n\n"
         "PyTorch peer: torch is not installed in this environment (not a project dependency), so the official "
-        "PyTorch implementation was not timed here; the machine is a shared 2-core CPU (other engineers' jobs ran "
-        "during this run), so absolute numbers are noisy and only the ratios within one run are meaningful.\n"
+        "PyTorch implementation was not timed here.  The load average at the start and end of the run is in the "
+        "header (the machine has 2 cores): under load, absolute numbers are noisy and only the ratios within one "
+        "run are meaningful.\n"
     )
     meta = provenance(seeds=[0], n1=args.n1, n2=args.n2, batch=args.batch, smoke=args.smoke,
                       matmul_256_gflops=round(gflops, 2),

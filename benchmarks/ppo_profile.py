@@ -97,7 +97,7 @@ def ours_worker(seeds: int, hp: dict, phases: bool = False, final_eval: bool = T
     """rlsuite's PPO timed like rejax's worker (see the module docstring)."""
     t_start = time.perf_counter()
     import jax
-    from limits import compile_fn, time_run
+    from limits import compile_fn
 
     import rlsuite
     from rlsuite import agents
@@ -129,8 +129,11 @@ def ours_worker(seeds: int, hp: dict, phases: bool = False, final_eval: bool = T
         return jax.random.PRNGKey(offset) if seeds == 1 else jax.random.split(jax.random.PRNGKey(offset), seeds)
 
     compiled, compile_s = compile_fn(fn, keys(0))
-    runs = [time_run(compiled, keys(off)) for off in ((0, 1) if seeds == 1 else (0,))]
-    state = compiled(keys(0))
+    runs = []
+    for off in (0, 1) if seeds == 1 else (0,):  # like rejax's worker: evaluate the last timed run
+        t0 = time.perf_counter()
+        state = jax.block_until_ready(compiled(keys(off)))
+        runs.append(time.perf_counter() - t0)
     out = dict(
         lib="rlsuite", seeds=seeds, env_steps_per_seed=agent.num_updates * agent.steps_per_update,
         compile_s=compile_s, first_run_s=runs[0], run_s=min(runs), first_total_s=compile_s + runs[0],
@@ -233,6 +236,8 @@ class Args:
     the working tree); empty: the working tree only."""
     flags: bool = True
     """Also time the working tree with the concurrency-optimised scheduler ON (no workaround)."""
+    one_thread: bool = True
+    """Also time the working tree on one CPU-runtime thread (``--cpu-threads 1``, ``PJRT_NPROC=1``)."""
     timeout: float = 600.0
     """Seconds before a worker counts as hung (the scheduler deadlock)."""
     out: str = OUT
@@ -256,7 +261,7 @@ def main(args: Args) -> None:
             print(json.dumps(ours_worker(spec["seeds"], spec["hp"], spec.get("phases", False), final_eval=False)))
         return
     if args.smoke:
-        args = dataclasses.replace(args, num_envs=(4,), total_timesteps=4096, reps=1, flags=False,
+        args = dataclasses.replace(args, num_envs=(4,), total_timesteps=4096, reps=1, flags=False, one_thread=False,
                                    out=SMOKE_OUT if args.out == OUT else args.out)
     if args.reps < 1 or args.total_timesteps < 1 or not args.num_envs or min(args.num_envs) < 1:
         raise ValueError(f"--reps, --total-timesteps and --num-envs must be positive, got {args}")
@@ -271,6 +276,9 @@ def main(args: Args) -> None:
     if args.flags:
         here = [s for s in srcs if os.path.abspath(s[1]) == ROOT] or [srcs[-1]]
         rows += [(here[0][0] + ", scheduler on (no workaround)", here[0][1], "on", n) for n in args.num_envs]
+    if args.one_thread:
+        here = [s for s in srcs if os.path.abspath(s[1]) == ROOT] or [srcs[-1]]
+        rows += [(here[0][0] + ", 1 thread (--cpu-threads 1)", here[0][1], "1thread", n) for n in args.num_envs]
 
     load0 = os.getloadavg()[0]
     lim = run_json(_worker_cmd(dict(kind="limits", num_envs=list(args.num_envs), steps=min(args.total_timesteps, 1_000_000))),
@@ -287,8 +295,12 @@ def main(args: Args) -> None:
             phases = rep == 0 and profiled[n] == r
             spec = dict(kind="ours", seeds=1, hp=hp, phases=phases)
             pp = None if os.path.abspath(path) == ROOT else path
+            env = clean_env("default" if sched == "1thread" else sched, pp)
+            env.pop("PJRT_NPROC", None)
+            if sched == "1thread":
+                env["PJRT_NPROC"] = "1"
             try:
-                res = run_json(_worker_cmd(spec), clean_env(sched, pp), timeout=args.timeout)
+                res = run_json(_worker_cmd(spec), env, timeout=args.timeout)
             except subprocess.TimeoutExpired:
                 res = dict(hung=True, run_s=float("nan"), compile_s=float("nan"), first_total_s=float("nan"))
             got[r].append(res)
@@ -349,8 +361,8 @@ def write_tables(args: Args, rows, got, lim, load0: float) -> None:
         results.markdown_table(["source / setting", "num_envs", "n", "compile s", "run s", "run ratio",
                                 "compile+run ratio", "run / floor"], cmp_rows),
         "",
-        "The machine (2 cores) was shared with other engineers' jobs during this run: absolute times are "
-        "inflated; ratios between rows of one run are the figures to compare.",
+        "The load average at the start and end of the run is in the header (2 cores): under load, absolute "
+        "times are inflated and only ratios between rows of one run are the figures to compare.",
     ])
     path = os.path.join(args.out, "ppo_profile.md")
     results.write_markdown(path, "PPO profile" + (" [SMOKE]" if args.smoke else ""), body, meta)

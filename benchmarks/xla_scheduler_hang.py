@@ -23,6 +23,7 @@ scheduler (``--xla_cpu_enable_concurrency_optimized_scheduler=false``, what rlsu
 scheduler with ``PJRT_NPROC=1`` (``--cpu-threads 1``).
 
     python benchmarks/xla_scheduler_hang.py         # writes results/benchmarks/xla_scheduler_hang.md
+    python benchmarks/xla_scheduler_hang.py --smoke # CI: one cell
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Args:
     programs: tuple[str, ...] = PROGRAMS
     settings: tuple[str, ...] = tuple(SETTINGS)
     out: str = OUT
+    smoke: bool = False
+    """CI: one program (``ppo-1seed``) under the rlsuite flag; writes under /tmp/rlsuite-smoke."""
     worker: Optional[str] = None
     """Internal: build, compile and run this program; print one JSON line."""
 
@@ -179,6 +182,9 @@ def run_cell(program: str, setting: str, timeout: float) -> str:
 def main(args: Args) -> None:
     if args.worker:
         return worker(args.worker)
+    if args.smoke:
+        args = dataclasses.replace(args, programs=("ppo-1seed",), settings=("rlsuite flag",),
+                                   out="/tmp/rlsuite-smoke/benchmarks/xla_scheduler_hang.md" if args.out == OUT else args.out)
     for p in args.programs:
         if p not in PROGRAMS:
             raise SystemExit(f"unknown program {p!r}; choose from {PROGRAMS}")

@@ -350,6 +350,18 @@ PAPERS: tuple[Paper, ...] = (
             Claim("PPO on CartPole runs in <= 0.8x rejax's time (run without compile, ours / rejax)",
                   tuple(one(f"{s} seed(s)", C("benchmarks/ppo_vs_rejax.md", "run (no compile)", seeds=s))
                         for s in ("1", "16")), Rule("<=", 0.8)),
+            Claim("PPO on CartPole with one CPU-runtime thread (`--cpu-threads 1`) runs in <= 0.8x native "
+                  "rejax's time (run without compile, ours / rejax on its defaults)",
+                  tuple(one(f"{s} seed(s)", C("benchmarks/ppo_vs_rejax.md", "run", ratio="rlsuite-1thread / rejax",
+                                              seeds=s)) for s in ("1", "16")), Rule("<=", 0.8, partly=0.9)),
+            Claim("O-DICE takes >= 1.2x the gradient steps/s of the code before issue 17 (same run, paper sizes)",
+                  (one("O-DICE (orthogonal)", C("benchmarks/odice_before_after.md", "ratio vs first tree",
+                                                source="after", algorithm="O-DICE (orthogonal)")),),
+                  Rule(">=", 1.2, partly=1.1)),
+            Claim("O-DICE runs at >= 0.8 of this machine's float32 matmul limit",
+                  (one("O-DICE (orthogonal)", C("benchmarks/odice_before_after.md", "fraction of matmul limit",
+                                                source="after", algorithm="O-DICE (orthogonal)")),),
+                  Rule(">=", 0.8)),
             Claim("One ES generation through the meta engine costs <= 1.05x a bare vmap of the same runs",
                   (one("engine / bare", C("benchmarks/es_overhead.md", "vs bare", side="engine")),), Rule("<=", 1.05)),
             Claim("Deep GA population evaluation runs at >= 0.9x a bare vmapped rollout",

@@ -119,29 +119,6 @@ def init_state(config, env, env_params, net, optimizer, key) -> ACState:
     )
 
 
-def bootstrap_values(net, params, stats, tr, last_obs) -> jax.Array:
-    """``V(next_obs_t)`` for GAE, ``[T, N]``, without a critic pass over every ``next_obs``.
-
-    Where the episode continues, ``next_obs_t`` is ``obs_{t+1}``, whose value the behaviour policy
-    already computed (``tr.extras["value"][t + 1]``; ``V(last_obs)`` after the last step).  Where
-    it terminated the value is unused (GAE masks it).  Only where it was truncated (the env was
-    reset, so ``obs_{t+1}`` is a new episode's) is ``V`` of the pre-reset ``next_obs_t`` needed;
-    that pass runs under a ``lax.cond`` on "any truncation in this rollout" (rare: CartPole
-    truncates at 500 steps).  Under ``vmap`` over seeds the cond becomes a select and the pass
-    always runs.  The values equal a full ``V(next_obs)`` pass up to float rounding (same
-    inputs, different matmul batch shapes).
-    """
-    value = tr.extras["value"]
-    _, last = net.apply(params, normalize_obs(stats, last_obs))
-    following = jnp.concatenate([value[1:], last[None]])
-
-    def at_truncations(_):
-        _, v = net.apply(params, normalize_obs(stats, tr.next_obs))
-        return jnp.where(tr.truncated, v, following)
-
-    return jax.lax.cond(tr.truncated.any(), at_truncations, lambda _: following, None)
-
-
 def collect(config, env, env_params, net, policy, state: ACState, hp):
     """Act for ``num_steps`` through the engine and compute GAE targets.
 
@@ -152,7 +129,7 @@ def collect(config, env, env_params, net, policy, state: ACState, hp):
     carry, tr = rollout(env, env_params, policy, pp, state.rollout, config.num_steps)
     stats = state.obs_stats if config.normalize_obs else None
     obs_n = normalize_obs(stats, tr.obs)
-    next_value = bootstrap_values(net, state.params, stats, tr, carry.obs)
+    _, next_value = net.apply(state.params, normalize_obs(stats, tr.next_obs))
     reward = tr.reward
     scaler = state.reward_scaler
     if config.normalize_reward:

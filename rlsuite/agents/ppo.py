@@ -11,11 +11,13 @@ Differences from PureJaxRL, all deliberate:
   of an env wrapper, so they are checkpointed and vmapped per seed; the loss uses the same
   statistics the behaviour policy used, and they are updated after each rollout.
 
-Cost notes (issue 17, ``benchmarks/ppo_profile.py``): the time-out bootstrap reuses the behaviour
-values ``V(obs_{t+1})`` and evaluates ``V(next_obs)`` only when the rollout has a truncation
-(:func:`~rlsuite.agents.actor_critic.bootstrap_values`; equal values, float rounding aside);
-minibatches gather a per-epoch index permutation instead of permuting the whole batch (the same
-minibatches, bit for bit).
+Cost notes (issue 17, ``benchmarks/ppo_profile.py`` on a quiet machine, before/after rows in one
+run): clip + Adam run on one flattened parameter vector (``optax.flatten`` in
+:func:`~rlsuite.agents.actor_critic.make_optimizer`): compile 0.88-0.91x, run 0.97x at 4 envs and
+1.00-1.04x at 64.  Two changes measured under load and kept for a while were reverted when the quiet
+re-run showed them slower (together 1.02x at 4 envs, 1.04x at 64): reusing the behaviour values
+for the bootstrap with ``V(next_obs)`` only under a ``lax.cond`` on truncations, and gathering each
+minibatch by index instead of permuting the batch once per epoch.
 
 Usage::
 
@@ -186,16 +188,16 @@ def _make_learn(config: PPOConfig, loss_fn=ppo_loss):
 
         def epoch(carry, k):
             params, opt_state = carry
-            idx = jax.random.permutation(k, size).reshape(n_mb, size // n_mb)  # gathered per minibatch
+            perm = jax.random.permutation(k, size)
+            mbs = jax.tree.map(lambda x: x[perm].reshape((n_mb, size // n_mb) + x.shape[1:]), flat)
 
-            def minibatch(carry, i):
+            def minibatch(carry, mb):
                 params, opt_state = carry
-                mb = jax.tree.map(lambda x: x[i], flat)
                 grads, m = jax.grad(loss_fn, has_aux=True)(params, net, discrete, mb, hp)
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), m
 
-            return jax.lax.scan(minibatch, (params, opt_state), idx)
+            return jax.lax.scan(minibatch, (params, opt_state), mbs)
 
         keys = jax.random.split(key, config.update_epochs)
         (params, opt_state), m = jax.lax.scan(epoch, (state.params, state.opt_state), keys)

@@ -176,10 +176,11 @@ def set_cpu_threads(n: int) -> None:
 
     The default is one thread per core.  Programs made of many small ops (PPO / A2C with 64-unit
     networks: per-op cost, not FLOPs) run faster on one thread, since every op handed between
-    threads costs a wake-up: PPO CartPole-v1 500k steps took 0.87x the time at 1 seed and 0.82x at
-    16 vmapped seeds with ``n=1`` on a 2-core machine, while 256x256 matmuls ran 0.85x as fast
-    (``results/benchmarks/ppo_vs_rejax.md``, ``limits.md``).  With one thread the jaxlib scheduler
-    deadlock that ``import rlsuite`` works around cannot occur."""
+    threads costs a wake-up: PPO CartPole-v1 500k steps took 0.85x the time at 1 seed and 0.79x at
+    16 vmapped seeds with ``n=1`` on a 2-core machine (``results/benchmarks/ppo_vs_rejax.md``),
+    while programs of big matmuls (O-DICE's 1024-unit policy) lose the second core.  With one thread
+    the jaxlib scheduler deadlock that ``import rlsuite`` works around does not occur
+    (``results/benchmarks/xla_scheduler_hang.md``)."""
     n = _int("--cpu-threads", n, 1)
     from jax._src import xla_bridge
 
