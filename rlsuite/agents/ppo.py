@@ -11,13 +11,11 @@ Differences from PureJaxRL, all deliberate:
   of an env wrapper, so they are checkpointed and vmapped per seed; the loss uses the same
   statistics the behaviour policy used, and they are updated after each rollout.
 
-Cost notes (issue 17, ``benchmarks/ppo_profile.py`` on a quiet machine, before/after rows in one
-run): clip + Adam run on one flattened parameter vector (``optax.flatten`` in
-:func:`~rlsuite.agents.actor_critic.make_optimizer`): compile 0.88-0.91x, run 0.97x at 4 envs and
-1.00-1.04x at 64.  Two changes measured under load and kept for a while were reverted when the quiet
-re-run showed them slower (together 1.02x at 4 envs, 1.04x at 64): reusing the behaviour values
-for the bootstrap with ``V(next_obs)`` only under a ``lax.cond`` on truncations, and gathering each
-minibatch by index instead of permuting the batch once per epoch.
+Cost notes (issue 17, ``benchmarks/ppo_profile.py`` on a quiet machine, source trees side by side,
+``results/benchmarks/ppo_profile.md``): clip + Adam run on one flattened parameter vector
+(``optax.flatten`` in :func:`~rlsuite.agents.actor_critic.make_optimizer`), compile 0.91-0.92x.
+Reusing the behaviour values for the time-out bootstrap and gathering minibatches by index were
+tried and reverted: their run-time effect (0.97x-1.02x) was inside the run-to-run spread.
 
 Usage::
 
