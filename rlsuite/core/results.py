@@ -21,7 +21,9 @@ def device_description() -> str:
     devs = jax.devices()
     kind = devs[0].device_kind if devs else "?"
     cpu = platform.processor() or platform.machine()
-    return f"{devs[0].platform}:{kind} x{len(devs)} ({os.cpu_count()} host cores, {cpu})"
+    threads = os.environ.get("PJRT_NPROC")  # --cpu-threads N: the CPU runtime's thread count
+    extra = f", {threads} CPU-runtime thread(s)" if threads and devs and devs[0].platform == "cpu" else ""
+    return f"{devs[0].platform}:{kind} x{len(devs)} ({os.cpu_count()} host cores, {cpu}{extra})"
 
 
 def provenance(seeds: Any = None, command: str | None = None, **extra: Any) -> dict[str, Any]:
