@@ -44,11 +44,13 @@ ENV_ID = "gymnax:CartPole-v1"
 SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"  # what `import rlsuite` sets to false
 
 
-def clean_env(scheduler: str = "default", pythonpath: str | None = None) -> dict:
+def clean_env(scheduler: str = "default", pythonpath: str | None = None, threads: int | None = None) -> dict:
     """Environment of a benchmark worker subprocess: CPU, no persistent compilation cache, and
     ``XLA_FLAGS`` stripped of the scheduler flag; ``scheduler="default"`` leaves the worker's
     library to its own defaults (rlsuite sets the flag to false on import, rejax does not),
-    ``"on"`` / ``"off"`` sets the concurrency-optimised scheduler explicitly (rlsuite then keeps it)."""
+    ``"on"`` / ``"off"`` sets the concurrency-optimised scheduler explicitly (rlsuite then keeps it).
+    ``threads``: ``PJRT_NPROC`` (the CPU runtime's thread count, ``--cpu-threads``); ``None`` leaves
+    jaxlib's default (one per core), never an inherited value."""
     if scheduler not in ("default", "on", "off"):
         raise ValueError(f"scheduler must be default, on or off, got {scheduler!r}")
     env = dict(os.environ, JAX_ENABLE_COMPILATION_CACHE="false", JAX_PLATFORMS="cpu")
@@ -61,6 +63,9 @@ def clean_env(scheduler: str = "default", pythonpath: str | None = None) -> dict
         env.pop("XLA_FLAGS")
     if pythonpath:
         env["PYTHONPATH"] = os.path.abspath(pythonpath)
+    env.pop("PJRT_NPROC", None)
+    if threads is not None:
+        env["PJRT_NPROC"] = str(threads)
     return env
 
 
@@ -295,10 +300,7 @@ def main(args: Args) -> None:
             phases = rep == 0 and profiled[n] == r
             spec = dict(kind="ours", seeds=1, hp=hp, phases=phases)
             pp = None if os.path.abspath(path) == ROOT else path
-            env = clean_env("default" if sched == "1thread" else sched, pp)
-            env.pop("PJRT_NPROC", None)
-            if sched == "1thread":
-                env["PJRT_NPROC"] = "1"
+            env = clean_env("default" if sched == "1thread" else sched, pp, threads=1 if sched == "1thread" else None)
             try:
                 res = run_json(_worker_cmd(spec), env, timeout=args.timeout)
             except subprocess.TimeoutExpired:

@@ -99,10 +99,7 @@ def run_worker(lib: str, seeds: int, hp: dict, args: Args) -> dict:
     else:
         cmd = [os.path.join(args.venv, "bin", "python"), os.path.join(HERE, "_rejax_ppo.py"), "--seeds", str(seeds),
                "--hparams", json.dumps(hp)]
-    env = clean_env("on" if lib == "rlsuite-noflag" else "default")
-    env.pop("PJRT_NPROC", None)
-    if lib.endswith("-1thread"):
-        env["PJRT_NPROC"] = "1"
+    env = clean_env("on" if lib == "rlsuite-noflag" else "default", threads=1 if lib.endswith("-1thread") else None)
     try:
         res = run_json(cmd, env, timeout=args.timeout)
     except subprocess.TimeoutExpired:

@@ -37,15 +37,15 @@ import time
 from typing import Optional
 
 import tyro
+from ppo_profile import clean_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.normpath(os.path.join(HERE, "..", "results", "benchmarks", "xla_scheduler_hang.md"))
-SCHED = "--xla_cpu_enable_concurrency_optimized_scheduler"
-SETTINGS = {  # label -> (XLA_FLAGS, extra env)
-    "concurrency": (f"{SCHED}=true", {}),
-    "rlsuite flag": (f"{SCHED}=false", {}),
-    "concurrency+region-copies": (f"{SCHED}=true --xla_cpu_copy_insertion_use_region_analysis=true", {}),
-    "concurrency, 1 thread": (f"{SCHED}=true", {"PJRT_NPROC": "1"}),
+SETTINGS = {  # label -> (scheduler, extra XLA flag, CPU-runtime threads) for ppo_profile.clean_env
+    "concurrency": ("on", None, None),
+    "rlsuite flag": ("off", None, None),
+    "concurrency+region-copies": ("on", "--xla_cpu_copy_insertion_use_region_analysis=true", None),
+    "concurrency, 1 thread": ("on", None, 1),
 }
 PROGRAMS = ("ppo", "ppo-tree-adam", "ppo-metrics", "ppo-2seeds", "ppo-1seed", "rollout+sgd-scan", "rollout+1-step",
             "const+sgd-scan", "synthetic")
@@ -154,12 +154,11 @@ def worker(name: str) -> None:
 
 
 def run_cell(program: str, setting: str, timeout: float) -> str:
-    """Like :func:`run_cell` but the deadline counts from the end of compilation."""
-    flags, extra = SETTINGS[setting]
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_COMPILATION_CACHE="false", XLA_FLAGS=flags, **extra)
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    if "PJRT_NPROC" not in extra:
-        env.pop("PJRT_NPROC", None)
+    """``ok <run time>`` or ``HANG`` (no exit ``timeout`` seconds after the worker compiled)."""
+    scheduler, flag, threads = SETTINGS[setting]
+    env = clean_env(scheduler, threads=threads)
+    if flag:
+        env["XLA_FLAGS"] = f"{env['XLA_FLAGS']} {flag}"
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", program], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd="/tmp")
     assert proc.stdout is not None
