@@ -89,13 +89,7 @@ def test_cpu_threads_sets_the_runtime_thread_count_before_the_backend_starts():
         print("RESULT " + json.dumps(dict(rest=rest, threads=scale.cpu_threads, eigen=names["tf_XLAEigen"],
                                           refused=refused)))
     """
-    env = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
-    e = dict(env, JAX_PLATFORMS="cpu")
-    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=e, capture_output=True,
-                       text=True, timeout=120)
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert p.returncode == 0 and lines, p.stderr[-2000:]
-    r = json.loads(lines[-1][len("RESULT "):])
+    r = run_with_devices(code, n=1, timeout=120)  # an inherited PJRT_NPROC is overridden by the flag
     assert r["rest"] == ["ppo", "--seeds", "2"] and r["threads"] == 1
     assert r["eigen"] == 1
     assert "--cpu-threads 2: JAX's backend has already started" in r["refused"]

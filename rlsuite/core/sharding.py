@@ -163,7 +163,7 @@ HELP = """scale-out options (any `rlsuite train` / `rlsuite meta` command):
   --coordinator HOST:PORT  process 0's address; with --num-processes K --process-id I joins K processes
                            (jax.distributed; or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID)
   --cpu-threads N          threads of the CPU runtime (default one per core; 1 is faster for small networks,
-                           e.g. PPO on CartPole: see README "Performance")
+                           e.g. PPO on CartPole: see the README's "Benchmarks")
 """
 
 
